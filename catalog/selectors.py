@@ -1,0 +1,85 @@
+"""Reads that build staff warnings about the catalog."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch
+
+from .models import Package, PackagePrice, Variant, VariantOption
+
+
+def unmatched_variant_pairs(*, package: Package) -> list[str]:
+    """Each (variant option, enabled pricing option) pair with no variant price of that name.
+
+    Customers cannot buy such an option with that pricing option, so staff
+    are told about every pair instead of customers finding out at checkout.
+    """
+    price_names = [p.name for p in package.prices.all() if p.enabled]
+    warnings = []
+    for variant in package.variants.all():
+        for option in variant.options.all():
+            option_price_names = {price.name for price in option.prices.all()}
+            for name in price_names:
+                if name not in option_price_names:
+                    warnings.append(
+                        f"Variant “{variant.name}”, option “{option.name}” has no price named "
+                        f"“{name}”: customers cannot choose it with that pricing option."
+                    )
+    return warnings
+
+
+def package_for_warnings(pk: int) -> Package:
+    return Package.objects.prefetch_related(
+        "prices",
+        Prefetch(
+            "variants",
+            queryset=Variant.objects.prefetch_related(
+                Prefetch("options", queryset=VariantOption.objects.prefetch_related("prices"))
+            ),
+        ),
+        Prefetch(
+            "scalable_to",
+            queryset=Package.objects.prefetch_related(
+                Prefetch("prices", queryset=PackagePrice.objects.filter(enabled=True))
+            ),
+        ),
+    ).get(pk=pk)
+
+
+def scaling_mismatches(*, package: Package) -> list[str]:
+    """Scaling targets that sell no enabled pricing option of a name this package sells."""
+    own = {p.name for p in package.prices.all() if p.enabled}
+    warnings = []
+    for target in package.scalable_to.all():
+        theirs = {p.name for p in target.prices.all() if p.enabled}
+        missing = sorted(own - theirs)
+        if missing:
+            warnings.append(
+                f"“{target.name}” sells no pricing option named "
+                + ", ".join(f"“{name}”" for name in missing)
+                + ": services on those options cannot scale to it."
+            )
+    return warnings
+
+
+def package_warnings(*, package: Package) -> list[str]:
+    return unmatched_variant_pairs(package=package) + scaling_mismatches(package=package)
+
+
+def variant_unmatched_pairs(*, variant: Variant) -> list[str]:
+    """The variant page's view of the same rule: every package using it."""
+    variant = Variant.objects.prefetch_related(
+        Prefetch("options", queryset=VariantOption.objects.prefetch_related("prices")),
+        Prefetch("packages", queryset=Package.objects.prefetch_related("prices")),
+    ).get(pk=variant.pk)
+    warnings = []
+    for package in variant.packages.all():
+        for price in package.prices.all():
+            if not price.enabled:
+                continue
+            for option in variant.options.all():
+                if option.price_named(price.name) is None:
+                    warnings.append(
+                        f"Package “{package.name}”: option “{option.name}” has no price named "
+                        f"“{price.name}”."
+                    )
+    return warnings

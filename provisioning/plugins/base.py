@@ -1,0 +1,68 @@
+"""What every provisioning plugin offers the rest of the platform."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django import forms
+
+
+class NoOptionsForm(forms.Form):
+    """A plugin that asks for nothing."""
+
+
+@dataclass(frozen=True)
+class ConnectionResult:
+    ok: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class ProvisionRequest:
+    """Everything a lifecycle call needs, as plain data."""
+
+    action: str
+    service_id: str
+    idempotency_key: str
+    package_options: dict[str, Any] = field(default_factory=dict)
+    package_settings: dict[str, Any] = field(default_factory=dict)
+    variants: dict[str, str] = field(default_factory=dict)
+    checkout_fields: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProvisionResult:
+    """done=False means the work is waiting on someone (staff, the provider)."""
+
+    done: bool
+    remote_id: str = ""
+    message: str = ""
+
+
+class ProvisioningError(Exception):
+    """A provider call failed; the job may retry it."""
+
+
+class Plugin:
+    key: str = ""
+    name: str = ""
+    service_types: frozenset[str] = frozenset()
+    package_options_form: type[forms.Form] = NoOptionsForm
+    checkout_form: type[forms.Form] = NoOptionsForm
+    actions = ("create", "suspend", "unsuspend", "terminate", "renew", "change_package")
+
+    def serialize_package_options(self, cleaned_data: dict[str, Any]) -> dict[str, Any]:
+        """Options are stored as JSON: keep only JSON-friendly values."""
+        return {
+            name: value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+            for name, value in cleaned_data.items()
+        }
+
+    def test_connection(self, instance) -> ConnectionResult:
+        raise NotImplementedError
+
+    def perform(self, instance, request: ProvisionRequest) -> ProvisionResult:
+        """Carry out one lifecycle action on the provider."""
+        raise NotImplementedError

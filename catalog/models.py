@@ -105,14 +105,14 @@ class Catalog(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def clean(self) -> None:
-        if not self.slug and self.name:
-            self.slug = slugify(self.name)[:120]
-
     def save(self, *args, **kwargs):
         if not self.slug:
             self.slug = slugify(self.name)[:120]
         super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        if not self.slug and self.name:
+            self.slug = slugify(self.name)[:120]
 
 
 class PackageQuerySet(models.QuerySet):
@@ -201,18 +201,14 @@ class Package(models.Model):
 
     # billing
     trial_period = models.PositiveIntegerField(default=0, help_text="0 means no trial.")
-    trial_interval = models.CharField(
-        max_length=5, choices=Interval.choices, default=Interval.DAY
-    )
+    trial_interval = models.CharField(max_length=5, choices=Interval.choices, default=Interval.DAY)
     trial_mode = models.CharField(
         max_length=10, choices=TrialMode.choices, default=TrialMode.OUTSIDE
     )
     grace_period = models.PositiveIntegerField(
         default=0, help_text="How long an unpaid service stays usable before suspension."
     )
-    grace_interval = models.CharField(
-        max_length=5, choices=Interval.choices, default=Interval.DAY
-    )
+    grace_interval = models.CharField(max_length=5, choices=Interval.choices, default=Interval.DAY)
     overages_enabled = models.BooleanField(
         default=False, help_text="Bill usage beyond quota limits instead of stopping at them."
     )
@@ -281,6 +277,11 @@ class Package(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs):
+        if not self.slug:
+            self.slug = slugify(self.name)[:120]
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
         return reverse("storefront:package", args=[self.catalog.slug, self.slug])
@@ -421,11 +422,6 @@ class Package(models.Model):
         else:
             self.provisioning_options = plugin.serialize_package_options(form.cleaned_data)
         return errors
-
-    def save(self, *args, **kwargs):
-        if not self.slug:
-            self.slug = slugify(self.name)[:120]
-        super().save(*args, **kwargs)
 
 
 class PackageScaling(models.Model):
@@ -599,7 +595,9 @@ class PriceAmount(models.Model):
 
 
 class PackagePriceAmount(PriceAmount):
-    package_price = models.ForeignKey(PackagePrice, on_delete=models.CASCADE, related_name="amounts")
+    package_price = models.ForeignKey(
+        PackagePrice, on_delete=models.CASCADE, related_name="amounts"
+    )
     signup_fee = MoneyField(
         **MONEY_KWARGS,
         default=Decimal("0"),
@@ -739,7 +737,9 @@ class VariantPrice(models.Model):
 
 
 class VariantPriceAmount(PriceAmount):
-    variant_price = models.ForeignKey(VariantPrice, on_delete=models.CASCADE, related_name="amounts")
+    variant_price = models.ForeignKey(
+        VariantPrice, on_delete=models.CASCADE, related_name="amounts"
+    )
 
     class Meta(PriceAmount.Meta):
         ordering = ["id"]
@@ -765,7 +765,9 @@ class Feature(models.Model):
     code = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
-    value_type = models.CharField(max_length=10, choices=ValueType.choices, default=ValueType.BOOLEAN)
+    value_type = models.CharField(
+        max_length=10, choices=ValueType.choices, default=ValueType.BOOLEAN
+    )
     sort_order = models.IntegerField(default=0)
 
     class Meta:

@@ -104,15 +104,18 @@ def package_clone(*, package: Package) -> Package:
     source = Package.objects.prefetch_related(
         "prices__amounts", "features", "quotas", "variants"
     ).get(pk=package.pk)
-    targets = list(PackageScaling.objects.filter(from_package=source).values_list("to_package_id", flat=True))
+    targets = list(
+        PackageScaling.objects.filter(from_package=source).values_list("to_package_id", flat=True)
+    )
     prices = list(source.prices.all())
     features = list(source.features.all())
     quotas = list(source.quotas.all())
     variants = list(source.variants.all())
 
     name, slug = _unique_clone_name(source)
+    # A fresh instance: the source's prefetch caches must not follow the copy.
     clone = _copy(
-        source,
+        Package.objects.get(pk=source.pk),
         name=name,
         slug=slug,
         status=Package.Status.DRAFT,

@@ -41,9 +41,7 @@ class ManualInstance(ProviderInstance):
     instructions = models.TextField(
         blank=True, help_text="What staff do to set up a service of this provider."
     )
-    notify_email = models.EmailField(
-        blank=True, help_text="Where new work for staff is announced."
-    )
+    notify_email = models.EmailField(blank=True, help_text="Where new work for staff is announced.")
 
     class Meta:
         verbose_name = "manual provider instance"

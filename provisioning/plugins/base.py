@@ -56,7 +56,9 @@ class Plugin:
     def serialize_package_options(self, cleaned_data: dict[str, Any]) -> dict[str, Any]:
         """Options are stored as JSON: keep only JSON-friendly values."""
         return {
-            name: value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+            name: value
+            if isinstance(value, (str, int, float, bool)) or value is None
+            else str(value)
             for name, value in cleaned_data.items()
         }
 

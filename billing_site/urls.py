@@ -12,5 +12,7 @@ admin.site.site_title = "Billing admin"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("store/", include("storefront.urls")),
+    path("accounts/", include("subscriptions.auth_urls")),
+    path("", include("subscriptions.urls")),
     path("", RedirectView.as_view(pattern_name="storefront:index", permanent=False)),
 ] + static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -1,15 +1,381 @@
+"""Storefront pages: the store index, a catalog, a package.
+
+Each view builds its page from the selectors; `storefront_response` serves
+it from the cache while the catalog is unchanged.
+"""
+
 from __future__ import annotations
 
-from django.http import Http404
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.template.loader import render_to_string
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import strip_tags
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
+from django.utils.text import Truncator
+from django.views.decorators.http import require_GET, require_POST
+
+from catalog.fields import sanitize_html
+from catalog.models import Package, Variant
+
+from . import display, selectors
+from .currency import get_currency, set_currency, store_currencies
+from .responses import compact_html, render_page, storefront_response
+
+STORE_NAME = "Store"
+INDEX_DESCRIPTION = "Browse our catalogs of services and compare every package side by side."
 
 
+def _meta_description(html: str) -> str:
+    # Cleaned first: nh3 drops script and style contents, which strip_tags would keep as text.
+    return Truncator(" ".join(strip_tags(sanitize_html(html or "")).split())).chars(160)
+
+
+def _body(template: str, context: dict) -> str:
+    # Rendered without the request, so nothing personal can reach a cached page.
+    return mark_safe(compact_html(render_to_string(template, context)))  # noqa: S308
+
+
+# --- index ------------------------------------------------------------------
+
+
+@require_GET
 def store_index(request):
-    raise Http404
+    currency = get_currency(request)
+    return storefront_response(request, ("index", currency), lambda: _index_page(currency))
 
 
+def _index_page(currency: str) -> dict:
+    catalogs = selectors.index_catalogs()
+    entries = [
+        {
+            "catalog": catalog,
+            "package_count": len(catalog.listed_packages),
+            "from_price": display.starting_price_text(
+                selectors.cheapest_offer(catalog.listed_packages, currency), currency
+            )
+            if catalog.listed_packages
+            else "",
+        }
+        for catalog in catalogs
+    ]
+    return {
+        "title": STORE_NAME,
+        "meta_description": INDEX_DESCRIPTION,
+        "canonical_path": reverse("storefront:index"),
+        "robots": "",
+        "body": _body("storefront/index.html", {"entries": entries}),
+    }
+
+
+# --- catalog ----------------------------------------------------------------
+
+
+@require_GET
 def catalog_detail(request, catalog_slug):
-    raise Http404
+    currency = get_currency(request)
+    return storefront_response(
+        request, ("catalog", catalog_slug, currency), lambda: _catalog_page(catalog_slug, currency)
+    )
 
 
+def _catalog_page(catalog_slug: str, currency: str) -> dict:
+    catalog = selectors.visible_catalog_or_404(catalog_slug)
+    packages = selectors.catalog_packages(catalog)
+    cards = [
+        {
+            "package": package,
+            "url": reverse("storefront:package", args=[catalog.slug, package.slug]),
+            "price": display.starting_price_text(
+                selectors.starting_offer(package, currency), currency
+            ),
+            "trial": display.trial_badge(package),
+            "stock": display.stock_badge(package),
+        }
+        for package in packages
+    ]
+    rows = [
+        {
+            "label": row.label,
+            "unit": row.definition.unit if row.kind == "quota" else "",
+            "cells": [
+                _comparison_cell(row.kind, value, package)
+                for value, package in zip(row.cells, packages, strict=True)
+            ],
+        }
+        for row in selectors.comparison_rows(packages)
+    ]
+    body = _body(
+        "storefront/catalog.html",
+        {"catalog": catalog, "cards": cards, "rows": rows, "currency": currency},
+    )
+    return {
+        "title": f"{catalog.name} – {STORE_NAME}",
+        "meta_description": _meta_description(catalog.description) or INDEX_DESCRIPTION,
+        "canonical_path": reverse("storefront:catalog", args=[catalog.slug]),
+        "robots": "noindex" if catalog.status == catalog.Status.HIDDEN else "",
+        "body": body,
+    }
+
+
+def _comparison_cell(kind: str, value, package: Package) -> dict:
+    if value is None:
+        return {"text": "Not included", "mark": "no", "note": ""}
+    if kind == "feature":
+        if value.feature.value_type == value.feature.ValueType.BOOLEAN:
+            return {
+                "text": display.feature_value(value),
+                "mark": "yes" if value.is_enabled else "no",
+                "note": "",
+            }
+        return {"text": value.value, "mark": "", "note": ""}
+    return {
+        "text": display.quota_text(value, package),
+        "mark": "",
+        "note": display.overage_text(value, package),
+    }
+
+
+# --- package ----------------------------------------------------------------
+
+
+@require_GET
 def package_detail(request, catalog_slug, package_slug):
-    raise Http404
+    currency = get_currency(request)
+    requested = request.GET.get("price", "")
+    requested = requested if requested.isdigit() and len(requested) < 20 else ""
+    chosen, quantity = _preselection(request)
+
+    def build() -> dict:
+        return _package_page(
+            catalog_slug, package_slug, currency, requested, chosen, quantity, request.user
+        )
+
+    if chosen or quantity:  # echoing a customer's own choices back: not worth a cache entry
+        return render_page(request, build())
+    return storefront_response(
+        request, ("package", catalog_slug, package_slug, currency, requested), build
+    )
+
+
+def _preselection(request) -> tuple[dict[str, set[str]], int | None]:
+    """Variant options and quantity sent back by the no-JavaScript “update prices” button."""
+    chosen = {
+        key.removeprefix("variant_"): {v for v in request.GET.getlist(key) if v.isdigit()}
+        for key in request.GET
+        if key.startswith("variant_")
+    }
+    raw_quantity = request.GET.get("quantity", "")
+    quantity = int(raw_quantity) if raw_quantity.isdigit() and len(raw_quantity) < 7 else None
+    return {code: ids for code, ids in chosen.items() if ids}, quantity or None
+
+
+def _checkout_url(catalog_slug: str, package_slug: str) -> str:
+    """The checkout's URL, or this package's page while no checkout is installed."""
+    try:
+        return reverse("subscriptions:checkout", args=[catalog_slug, package_slug])
+    except NoReverseMatch:
+        return reverse("storefront:package", args=[catalog_slug, package_slug])
+
+
+def _admin_url(package: Package) -> str:
+    try:
+        return reverse("admin:catalog_package_change", args=[package.pk])
+    except NoReverseMatch:
+        return ""
+
+
+def _preview_note(package: Package) -> str:
+    if not package.is_active:
+        return (
+            f"Preview: this package is {package.get_status_display().lower()}. "
+            "Customers get a “page not found” here."
+        )
+    if package.retired:
+        return "Staff note: this package is retired; customers see that it is no longer sold."
+    if package.hidden:
+        return "Staff note: this package is hidden; only customers with its link see it."
+    return ""
+
+
+def _quantity_max(package: Package) -> int | None:
+    limits = []
+    if package.has_per_user_limit:
+        limits.append(package.per_user_limit)
+    if package.has_stock and not package.oversell_enabled:
+        limits.append(max(package.stock_qty, 1))
+    return min(limits) if limits else None
+
+
+def _package_page(
+    catalog_slug: str,
+    package_slug: str,
+    currency: str,
+    requested: str,
+    chosen: dict[str, set[str]],
+    quantity: int | None,
+    user,
+) -> dict:
+    package = selectors.package_for_customer_or_404(catalog_slug, package_slug, user)
+    catalog = package.catalog
+    selected = selectors.selected_price(package, currency, requested)
+    offers = selectors.package_offers(package, currency)
+    orderability = selectors.package_orderability(package, currency, selected)
+    variants = selectors.offered_variants(package, selected, currency)
+    quantity_max = _quantity_max(package)
+    quantity = min(quantity or 1, quantity_max or quantity or 1)
+    context = {
+        "catalog": catalog,
+        "package": package,
+        "currency": currency,
+        "preview": _preview_note(package) if selectors.can_preview(user) else "",
+        "admin_url": _admin_url(package) if selectors.can_preview(user) else "",
+        "offers": [
+            {
+                "offer": item,
+                "price": display.price_text(item),
+                "fees": display.fees_text(item),
+                "selected": selected is not None and item.option.pk == selected.pk,
+            }
+            for item in offers
+        ],
+        "selected": selected,
+        "trial": display.trial_text(package),
+        "features": [
+            {"name": value.feature.name, "text": display.feature_value(value), "value": value}
+            for value in package.features.all()
+        ],
+        "quotas": [
+            {
+                "name": value.quota.name,
+                "text": display.quota_text(value, package),
+                "overage": display.overage_text(value, package),
+            }
+            for value in package.quotas.all()
+        ],
+        "variants": [_variant_field(item, selected, chosen) for item in variants],
+        "quantity": quantity,
+        "quantity_max": quantity_max,
+        "allows_quantity": package.allow_quantity == Package.Quantity.MULTIPLE,
+        "orderability": orderability,
+        "scaling_targets": [
+            {
+                "package": target,
+                "url": reverse("storefront:package", args=[target.catalog.slug, target.slug]),
+                "direction": "Upgrade"
+                if target.tier > package.tier
+                else "Downgrade"
+                if target.tier < package.tier
+                else "Same tier",
+                "price": display.starting_price_text(
+                    selectors.starting_offer(target, currency), currency
+                ),
+            }
+            for target in selectors.customer_scaling_targets(package)
+        ],
+        "checkout_url": _checkout_url(catalog.slug, package.slug),
+        "page_url": reverse("storefront:package", args=[catalog.slug, package.slug]),
+        "script_data": _script_data(package, selected, currency),
+    }
+    return {
+        "title": f"{package.name} – {catalog.name} – {STORE_NAME}",
+        "meta_description": package.short_description or _meta_description(package.description),
+        "canonical_path": context["page_url"],
+        "robots": "" if package.is_listed else "noindex",
+        "body": _body("storefront/package.html", context),
+    }
+
+
+def _variant_field(item: selectors.OfferedVariant, selected, chosen: dict) -> dict:
+    wanted = chosen.get(item.variant.code, ())
+    choices = [
+        {
+            "option": choice.option,
+            "text": display.variant_choice_text(choice, selected),
+            "checked": str(choice.option.pk) in wanted,
+        }
+        for choice in item.choices
+    ]
+    # A radio group needs one choice made; a select shows its first option anyway.
+    if item.variant.type == Variant.Type.RADIO and not any(c["checked"] for c in choices):
+        choices[0]["checked"] = True
+    return {"variant": item.variant, "field": f"variant_{item.variant.code}", "choices": choices}
+
+
+def _script_data(package: Package, selected, currency: str) -> dict:
+    """Every price in every store currency, so the page's script can switch in place.
+
+    Figures are formatted here, as the page formats them, for the active locale.
+    Variant descriptions are staff-only and are never included.
+    """
+    currencies = store_currencies()
+    prices = selectors.enabled_prices(package)
+    data_prices = []
+    for price in prices:
+        per_currency = {}
+        for code in currencies:
+            item = selectors.offer(price, code)
+            ok, reason = selectors.package_orderability(package, code, price)
+            per_currency[code] = {
+                "available": item.is_available,
+                "price": display.price_text(item),
+                "fees": display.fees_text(item),
+                "orderable": ok,
+                "reason": reason,
+            }
+        data_prices.append({"id": price.pk, "name": price.name, "currencies": per_currency})
+    data_variants = []
+    for variant in selectors.customer_variants(package):
+        options = []
+        for option in variant.options.all():
+            labels: dict[str, dict[str, str]] = {}
+            for price in prices:
+                for code in currencies:
+                    choice = selectors.variant_choice(option, price.name, code)
+                    if choice is not None:
+                        labels.setdefault(price.name, {})[code] = display.variant_choice_text(
+                            choice, price
+                        )
+            if labels:
+                options.append({"id": option.pk, "name": option.name, "labels": labels})
+        if options:
+            data_variants.append(
+                {
+                    "code": variant.code,
+                    "name": variant.name,
+                    "type": variant.type,
+                    "options": options,
+                }
+            )
+    no_price = selectors.package_orderability(package, currency)
+    return {
+        "currency": currency,
+        "selected": selected.pk if selected else None,
+        "prices": data_prices,
+        "variants": data_variants,
+        "checkbox": Variant.Type.CHECKBOX,
+        "fallback_reason": "" if no_price.orderable else no_price.reason,
+    }
+
+
+# --- currency and the bench floor -------------------------------------------
+
+
+@require_POST
+def set_currency_view(request):
+    """Remember the customer's currency, then go back where they were."""
+    changed = set_currency(request, request.POST.get("currency", ""))
+    if request.accepts("application/json") and not request.accepts("text/html"):
+        return JsonResponse({"currency": get_currency(request)}, status=200 if changed else 400)
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("storefront:index")
+    return redirect(target)
+
+
+def ping(request):
+    """The cheapest page Django serves: the benchmark's floor, and a health check."""
+    return HttpResponse("ok", content_type="text/plain")

@@ -26,11 +26,21 @@ class ManualPackageOptionsForm(forms.Form):
     )
 
 
+class ManualCheckoutForm(forms.Form):
+    notes = forms.CharField(
+        label="Notes for our staff",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+
 class ManualPlugin(Plugin):
     key = "manual"
     name = "Manual"
     service_types = frozenset(ServiceType.values)
     package_options_form = ManualPackageOptionsForm
+    checkout_form = ManualCheckoutForm
 
     def test_connection(self, instance) -> ConnectionResult:
         return ConnectionResult(

@@ -64,11 +64,26 @@ class WebhookPackageOptionsForm(forms.Form):
     )
 
 
+class WebhookCheckoutForm(forms.Form):
+    """What the customer tells the backend when ordering."""
+
+    label = forms.RegexField(
+        label="Service label",
+        max_length=63,
+        regex=r"^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$",
+        error_messages={
+            "invalid": "Use letters, digits and hyphens only, not at the start or end."
+        },
+        help_text="A name for your service on the provider, e.g. “team-room”.",
+    )
+
+
 class WebhookPlugin(Plugin):
     key = "webhook"
     name = "Webhook"
     service_types = frozenset(ServiceType.values)
     package_options_form = WebhookPackageOptionsForm
+    checkout_form = WebhookCheckoutForm
 
     def post(self, instance, event: str, data: dict[str, Any], idempotency_key: str = ""):
         """POST one signed event; returns (status, decoded JSON body or {})."""

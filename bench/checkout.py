@@ -1,0 +1,210 @@
+"""Checkout throughput on PostgreSQL: orders/s and p50/p99 latency with concurrent clients.
+
+    .venv/bin/python bench/checkout.py [--clients 8] [--orders 50]
+
+Each client is a logged-in customer POSTing the checkout form through the
+whole Django stack (middleware, session, view, order service) in its own
+process with its own database connection. Two runs: a package whose stock is
+tracked (every order locks the package row) and one with unlimited stock.
+
+Uses DATABASE_URL when it points at PostgreSQL (a database named
+`bench_checkout` is created next to it); otherwise it starts a private
+PostgreSQL server in a temporary directory, like bin/start-test-postgres.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DB_NAME = "bench_checkout"
+
+
+def start_private_postgres(port: int) -> tuple[str, callable]:
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+    if not bins:
+        sys.exit(
+            "PostgreSQL binaries not found in /usr/lib/postgresql (apt-get install postgresql)."
+        )
+    pg_bin = bins[-1]
+    directory = Path(tempfile.mkdtemp(prefix="bench-pg."))
+    as_root = os.geteuid() == 0
+    if as_root:
+        shutil.chown(directory, "postgres")
+
+    def run(command: str) -> None:
+        argv = (
+            ["su", "postgres", "-s", "/bin/sh", "-c", command] if as_root else ["sh", "-c", command]
+        )
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+
+    run(f"{pg_bin}/initdb -D {directory}/data -U postgres --auth=trust -E UTF8")
+    run(
+        f"{pg_bin}/pg_ctl -D {directory}/data -l {directory}/log -w start -o "
+        f"'-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c max_connections=100'"
+    )
+
+    def stop() -> None:
+        run(f"{pg_bin}/pg_ctl -D {directory}/data -m fast stop")
+        shutil.rmtree(directory, ignore_errors=True)
+
+    return f"postgres://postgres@127.0.0.1:{port}/postgres", stop
+
+
+def recreate_database(server_url: str) -> str:
+    import psycopg
+
+    parts = urlsplit(server_url)
+    with psycopg.connect(server_url, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {DB_NAME}")
+        connection.execute(f"CREATE DATABASE {DB_NAME}")
+    return urlunsplit(parts._replace(path=f"/{DB_NAME}"))
+
+
+def build_store(stock: int):
+    from decimal import Decimal
+
+    from djmoney.money import Money
+
+    from catalog.models import (
+        Catalog,
+        Package,
+        PackagePrice,
+        PackagePriceAmount,
+        Variant,
+        VariantOption,
+        VariantPrice,
+        VariantPriceAmount,
+    )
+
+    catalog, _ = Catalog.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
+    package = Package.objects.create(
+        catalog=catalog, name=f"Bench {stock}", slug=f"bench-{time.time_ns()}",
+        service_type="meet", status="active", stock_qty=stock,
+    )  # fmt: skip
+    price = PackagePrice.objects.create(
+        package=package, name="Monthly", type="recurring", time_interval=1, billing_period="month"
+    )
+    PackagePriceAmount.objects.create(
+        package_price=price, price=Money(Decimal("10"), "USD"), setup_fee=Money(2, "USD")
+    )
+    variant, _ = Variant.objects.get_or_create(code="bench-region", defaults={"name": "Region"})
+    option, _ = VariantOption.objects.get_or_create(variant=variant, name="EU", value="eu")
+    variant_price, _ = VariantPrice.objects.get_or_create(option=option, name="Monthly")
+    VariantPriceAmount.objects.get_or_create(
+        variant_price=variant_price, defaults={"price": Money(Decimal("1.5"), "USD")}
+    )
+    package.variants.add(variant)
+    return package, price, option
+
+
+def client_process(customer_id: int, url: str, data: dict, orders: int, start_at: float, queue):
+    """One client: its own process (no shared GIL) and database connection."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    client = Client()
+    client.force_login(get_user_model().objects.get(pk=customer_id))
+    latencies, failures = [], []
+    time.sleep(max(0.0, start_at - time.time()))
+    for _ in range(orders):
+        started = time.perf_counter()
+        response = client.post(url, data)
+        latencies.append(time.perf_counter() - started)
+        if response.status_code != 302:
+            failures.append(f"HTTP {response.status_code}")
+    queue.put((latencies, failures, time.time()))
+
+
+def run_clients(package, price, option, clients: int, orders: int) -> tuple[float, list[float]]:
+    import multiprocessing
+
+    from django.contrib.auth import get_user_model
+    from django.db import connections
+    from django.urls import reverse
+
+    User = get_user_model()
+    url = reverse("subscriptions:checkout", args=[package.catalog.slug, package.slug])
+    data = {"price": price.pk, f"variant_{option.variant.code}": option.pk}
+    customers = [
+        User.objects.create_user(username=f"bench-{time.time_ns()}-{n}@example.com").pk
+        for n in range(clients)
+    ]
+    connections.close_all()  # each forked client opens its own
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    start_at = time.time() + 1.0
+    processes = [
+        context.Process(target=client_process, args=(pk, url, data, orders, start_at, queue))
+        for pk in customers
+    ]
+    for process in processes:
+        process.start()
+    results = [queue.get() for _ in processes]
+    for process in processes:
+        process.join()
+    failures = [failure for _, fails, _ in results for failure in fails]
+    if failures:
+        sys.exit(f"{len(failures)} orders failed, e.g. {failures[0]}")
+    elapsed = max(finished for _, _, finished in results) - start_at
+    return elapsed, [latency for mine, _, _ in results for latency in mine]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--orders", type=int, default=50, help="orders per client")
+    parser.add_argument("--port", type=int, default=55499, help="port of a private server")
+    args = parser.parse_args()
+
+    server_url, stop = os.environ.get("DATABASE_URL", ""), None
+    if not server_url.startswith("postgres"):
+        server_url, stop = start_private_postgres(args.port)
+    try:
+        os.environ["DATABASE_URL"] = recreate_database(server_url)
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "billing_site.settings.test")
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        from django.db import connection
+
+        print(
+            f"PostgreSQL {connection.cursor().connection.info.server_version}, "
+            f"{args.clients} clients × {args.orders} orders, checkout POSTs through Django"
+        )
+        total = args.clients * args.orders
+        for label, stock in (("stock tracked (row lock)", total), ("unlimited stock", -1)):
+            package, price, option = build_store(stock)
+            elapsed, latencies = run_clients(package, price, option, args.clients, args.orders)
+            package.refresh_from_db()
+            print(
+                f"{label:26} {len(latencies) / elapsed:7.1f} orders/s   "
+                f"p50 {percentile(latencies, 0.50) * 1000:6.1f} ms   "
+                f"p99 {percentile(latencies, 0.99) * 1000:6.1f} ms   "
+                f"stock left {package.stock_qty}"
+            )
+        connection.close()
+    finally:
+        if stop:
+            stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""Staff views of what customers bought; every change goes through a service function."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+
+from . import jobs, services
+from .models import (
+    Invoice,
+    InvoiceLine,
+    Order,
+    OrderLine,
+    Payment,
+    ProvisioningJob,
+    Service,
+)
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class SnapshotAdmin(admin.ModelAdmin):
+    """Orders, invoices and payments are records: staff act on them, never edit them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def _run(modeladmin, request, objects, action, done: str):
+    ok = 0
+    for obj in objects:
+        try:
+            action(obj)
+        except ValidationError as error:
+            modeladmin.message_user(request, f"{obj}: {' '.join(error.messages)}", messages.ERROR)
+        else:
+            ok += 1
+    if ok:
+        modeladmin.message_user(request, done.format(count=ok), messages.SUCCESS)
+
+
+class OrderLineInline(ReadOnlyInline):
+    model = OrderLine
+    fields = ["description", "unit_amount", "quantity", "amount", "recurring", "due_now"]
+
+
+@admin.register(Order)
+class OrderAdmin(SnapshotAdmin):
+    list_display = ["number", "customer", "package_name", "price_name", "quantity", "total",
+                    "status", "created_at"]  # fmt: skip
+    list_filter = ["status", "currency"]
+    search_fields = ["customer__email", "package_name"]
+    list_select_related = ["customer"]
+    inlines = [OrderLineInline]
+    actions = ["cancel_orders"]
+
+    @admin.action(description="Cancel selected unpaid orders (gives stock back)")
+    def cancel_orders(self, request, queryset):
+        _run(self, request, queryset, lambda o: services.order_cancel(order=o),
+             "{count} order(s) cancelled.")  # fmt: skip
+
+
+class InvoiceLineInline(ReadOnlyInline):
+    model = InvoiceLine
+    fields = ["description", "unit_amount", "quantity", "amount"]
+
+
+class PaymentInline(ReadOnlyInline):
+    model = Payment
+    fields = ["amount", "method", "reference", "recorded_by", "created_at"]
+    readonly_fields = fields
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(SnapshotAdmin):
+    list_display = ["number", "customer", "order", "total", "status", "issued_at", "paid_at"]
+    list_filter = ["status", "currency"]
+    search_fields = ["customer__email"]
+    list_select_related = ["customer", "order"]
+    inlines = [InvoiceLineInline, PaymentInline]
+    actions = ["mark_paid"]
+
+    @admin.action(description="Mark selected invoices paid (records a payment of the balance)")
+    def mark_paid(self, request, queryset):
+        def pay(invoice):
+            services.invoice_record_payment(
+                invoice=invoice,
+                amount=services.invoice_balance(invoice),
+                method=Payment.Method.STAFF,
+                reference=f"marked paid by {request.user}",
+                recorded_by=request.user,
+            )
+
+        _run(self, request, queryset, pay, "{count} invoice(s) marked paid.")
+
+
+@admin.register(Payment)
+class PaymentAdmin(SnapshotAdmin):
+    list_display = ["invoice", "amount", "method", "reference", "recorded_by", "created_at"]
+    list_filter = ["method"]
+    list_select_related = ["invoice", "recorded_by"]
+
+
+class ProvisioningJobInline(ReadOnlyInline):
+    model = ProvisioningJob
+    fields = ["action", "status", "attempts", "last_error", "result_message", "created_at"]
+    readonly_fields = fields
+    ordering = ["-created_at"]
+
+
+@admin.register(Service)
+class ServiceAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "customer", "status", "needs_attention", "provisioning_error",
+                    "remote_id", "next_due_at"]  # fmt: skip
+    list_filter = ["needs_attention", "status", "currency"]
+    search_fields = ["customer__email", "package_name", "remote_id"]
+    list_select_related = ["customer"]
+    inlines = [ProvisioningJobInline]
+    actions = ["retry_provisioning", "complete_manual", "suspend", "unsuspend", "terminate"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    @admin.action(description="Retry failed provisioning")
+    def retry_provisioning(self, request, queryset):
+        failed = ProvisioningJob.objects.filter(
+            service__in=queryset, status=ProvisioningJob.Status.FAILED
+        )
+        _run(self, request, failed, lambda job: jobs.provisioning_job_retry(job=job),
+             "{count} job(s) queued again.")  # fmt: skip
+
+    @admin.action(description="Mark waiting manual provisioning as done")
+    def complete_manual(self, request, queryset):
+        waiting = ProvisioningJob.objects.filter(
+            service__in=queryset, status=ProvisioningJob.Status.WAITING
+        )
+        _run(self, request, waiting, lambda job: jobs.provisioning_job_complete(job=job),
+             "{count} job(s) completed.")  # fmt: skip
+
+    @admin.action(description="Suspend selected services")
+    def suspend(self, request, queryset):
+        _run(self, request, queryset, lambda s: services.service_suspend(service=s),
+             "Suspension queued for {count} service(s).")  # fmt: skip
+
+    @admin.action(description="Unsuspend selected services")
+    def unsuspend(self, request, queryset):
+        _run(self, request, queryset, lambda s: services.service_unsuspend(service=s),
+             "Unsuspension queued for {count} service(s).")  # fmt: skip
+
+    @admin.action(description="Terminate selected services")
+    def terminate(self, request, queryset):
+        _run(self, request, queryset, lambda s: services.service_terminate(service=s),
+             "{count} service(s) terminated.")  # fmt: skip
+
+
+@admin.register(ProvisioningJob)
+class ProvisioningJobAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "status", "attempts", "last_error", "next_attempt_at",
+                    "created_at"]  # fmt: skip
+    list_filter = ["status", "action"]
+    search_fields = ["service__package_name", "service__customer__email", "idempotency_key"]
+    list_select_related = ["service"]
+    actions = ["retry", "complete"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    @admin.action(description="Retry selected failed jobs")
+    def retry(self, request, queryset):
+        _run(self, request, queryset, lambda job: jobs.provisioning_job_retry(job=job),
+             "{count} job(s) queued again.")  # fmt: skip
+
+    @admin.action(description="Mark selected waiting (manual) jobs as done")
+    def complete(self, request, queryset):
+        _run(self, request, queryset, lambda job: jobs.provisioning_job_complete(job=job),
+             "{count} job(s) completed.")  # fmt: skip

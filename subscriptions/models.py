@@ -1,0 +1,377 @@
+"""What customers buy: orders, invoices, payments, services and provisioning jobs.
+
+Every row that carries money snapshots the amounts, the currency and the names
+it was sold with, so editing the catalog later never changes what was bought.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from djmoney.models.fields import MoneyField
+
+MONEY = {"max_digits": 12, "decimal_places": 2}
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        AWAITING_PAYMENT = "awaiting_payment", "Awaiting payment"
+        PAID = "paid", "Paid"
+        CANCELLED = "cancelled", "Cancelled"
+
+    customer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders"
+    )
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.AWAITING_PAYMENT
+    )
+    # Lets a double-submitted checkout find the order it already placed.
+    checkout_token = models.CharField(max_length=64, blank=True)
+
+    # what was bought, as it was sold
+    package = models.ForeignKey("catalog.Package", on_delete=models.PROTECT, related_name="+")
+    package_name = models.CharField(max_length=120)
+    package_price = models.ForeignKey(
+        "catalog.PackagePrice", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    price_name = models.CharField(max_length=100)
+    price_type = models.CharField(max_length=10)
+    period_label = models.CharField(max_length=40, blank=True)
+    quantity = models.PositiveIntegerField(default=1)
+    currency = models.CharField(max_length=3)
+    total = MoneyField(**MONEY, help_text="Charged on the order's invoice.")
+    recurring_total = MoneyField(**MONEY, help_text="Charged every period afterwards.")
+    checkout_fields = models.JSONField(default=dict, blank=True)
+    # Units taken from the package's stock (less than quantity when oversold).
+    stock_taken = models.PositiveIntegerField(default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(quantity__gte=1), name="%(app_label)s_%(class)s_quantity_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(total__gte=0) & Q(recurring_total__gte=0),
+                name="%(app_label)s_%(class)s_totals_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(total_currency=F("currency"))
+                & Q(recurring_total_currency=F("currency")),
+                name="%(app_label)s_%(class)s_one_currency",
+            ),
+            models.UniqueConstraint(
+                fields=["customer", "checkout_token"],
+                condition=~Q(checkout_token=""),
+                name="%(app_label)s_%(class)s_checkout_token_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def number(self) -> str:
+        return f"ORD-{self.pk:06d}" if self.pk else "ORD-new"
+
+
+class LineKind(models.TextChoices):
+    PRICE = "price", "Price"
+    VARIANT = "variant", "Variant option"
+    SETUP_FEE = "setup_fee", "Setup fee"
+    SIGNUP_FEE = "signup_fee", "Signup fee"
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    kind = models.CharField(max_length=12, choices=LineKind.choices)
+    description = models.CharField(max_length=255)
+    variant_code = models.CharField(max_length=64, blank=True)
+    option_value = models.CharField(max_length=255, blank=True)
+    unit_amount = MoneyField(**MONEY)
+    quantity = models.PositiveIntegerField(default=1)
+    amount = MoneyField(**MONEY)
+    recurring = models.BooleanField(default=False, help_text="Charged again every period.")
+    due_now = models.BooleanField(default=True, help_text="Charged on the order's invoice.")
+    sort_order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sort_order", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(unit_amount__gte=0) & Q(amount__gte=0),
+                name="%(app_label)s_%(class)s_amounts_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class Invoice(models.Model):
+    class Status(models.TextChoices):
+        UNPAID = "unpaid", "Unpaid"
+        PAID = "paid", "Paid"
+        CANCELLED = "cancelled", "Cancelled"
+
+    customer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="invoices"
+    )
+    order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, null=True, blank=True, related_name="invoices"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.UNPAID)
+    currency = models.CharField(max_length=3)
+    total = MoneyField(**MONEY)
+    issued_at = models.DateTimeField(auto_now_add=True)
+    due_at = models.DateTimeField()
+    paid_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(total__gte=0), name="%(app_label)s_%(class)s_total_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(total_currency=F("currency")),
+                name="%(app_label)s_%(class)s_one_currency",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def number(self) -> str:
+        return f"INV-{self.pk:06d}" if self.pk else "INV-new"
+
+
+class InvoiceLine(models.Model):
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    kind = models.CharField(max_length=12, choices=LineKind.choices)
+    description = models.CharField(max_length=255)
+    unit_amount = MoneyField(**MONEY)
+    quantity = models.PositiveIntegerField(default=1)
+    amount = MoneyField(**MONEY)
+    sort_order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sort_order", "id"]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class Payment(models.Model):
+    """Money received against an invoice; gateways will record theirs here too."""
+
+    class Method(models.TextChoices):
+        STAFF = "staff", "Marked paid by staff"
+        GATEWAY = "gateway", "Payment gateway"
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
+    amount = MoneyField(**MONEY)
+    method = models.CharField(max_length=10, choices=Method.choices)
+    reference = models.CharField(max_length=120, blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__gt=0), name="%(app_label)s_%(class)s_amount_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} on {self.invoice}"
+
+
+class ServiceQuerySet(models.QuerySet):
+    def live(self):
+        """Services that count against a package's per-user limit."""
+        return self.filter(status__in=Service.LIVE_STATUSES)
+
+    def needing_attention(self):
+        return self.filter(needs_attention=True)
+
+
+class Service(models.Model):
+    """One unit of a package a customer bought: a subscription with a lifecycle."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        TRIAL = "trial", "Trial"
+        ACTIVE = "active", "Active"
+        GRACE = "grace", "Grace period"
+        SUSPENDED = "suspended", "Suspended"
+        CANCELLED = "cancelled", "Cancelled"
+        TERMINATED = "terminated", "Terminated"
+
+    class CancelMode(models.TextChoices):
+        IMMEDIATE = "immediate", "Immediately"
+        PERIOD_END = "period_end", "At the end of the period"
+
+    LIVE_STATUSES = (
+        Status.PENDING,
+        Status.TRIAL,
+        Status.ACTIVE,
+        Status.GRACE,
+        Status.SUSPENDED,
+    )
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    customer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="services"
+    )
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="services")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+
+    # snapshot of what was bought
+    package = models.ForeignKey("catalog.Package", on_delete=models.PROTECT, related_name="+")
+    package_name = models.CharField(max_length=120)
+    price_name = models.CharField(max_length=100)
+    price_type = models.CharField(max_length=10)
+    time_interval = models.PositiveSmallIntegerField(null=True, blank=True)
+    billing_period = models.CharField(max_length=5, blank=True)
+    currency = models.CharField(max_length=3)
+    recurring_amount = MoneyField(**MONEY, help_text="Charged every period for this unit.")
+    variants = models.JSONField(
+        default=list, blank=True, help_text="[{code, name, option, value}] as chosen."
+    )
+    checkout_fields = models.JSONField(default=dict, blank=True)
+    trial_period = models.PositiveIntegerField(default=0)
+    trial_interval = models.CharField(max_length=5, blank=True)
+    trial_mode = models.CharField(max_length=10, blank=True)
+
+    # provisioning
+    provider_instance = models.ForeignKey(
+        "provisioning.ProviderInstance",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="services",
+    )
+    provisioning_options = models.JSONField(default=dict, blank=True)
+    package_settings = models.JSONField(default=dict, blank=True)
+    remote_id = models.CharField(max_length=255, blank=True)
+    needs_attention = models.BooleanField(default=False)
+    provisioning_error = models.TextField(blank=True)
+    took_stock = models.BooleanField(
+        default=False, help_text="Holds a unit of stock, given back if it ends before activation."
+    )
+
+    # lifecycle
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    trial_started_at = models.DateTimeField(null=True, blank=True)
+    trial_ends_at = models.DateTimeField(null=True, blank=True)
+    current_period_start = models.DateTimeField(null=True, blank=True)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    next_due_at = models.DateTimeField(null=True, blank=True)
+    suspended_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_mode = models.CharField(max_length=10, choices=CancelMode.choices, blank=True)
+    cancel_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    terminated_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ServiceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["customer", "package", "status"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(recurring_amount__gte=0),
+                name="%(app_label)s_%(class)s_amount_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(recurring_amount_currency=F("currency")),
+                name="%(app_label)s_%(class)s_one_currency",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.package_name} #{self.pk}"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in self.LIVE_STATUSES
+
+    @property
+    def variants_map(self) -> dict[str, str]:
+        """What plugins receive: variant code → chosen option's value."""
+        return {item["code"]: item["value"] for item in self.variants}
+
+
+class ProvisioningJob(models.Model):
+    """One provider call for one change of a service, run by a background task.
+
+    The row, not the task, is the unit of work: a task run claims it with a
+    conditional update, so running the task twice never calls the provider
+    twice, and its idempotency key goes to the provider with every attempt.
+    """
+
+    class Action(models.TextChoices):
+        CREATE = "create", "Create"
+        SUSPEND = "suspend", "Suspend"
+        UNSUSPEND = "unsuspend", "Unsuspend"
+        TERMINATE = "terminate", "Terminate"
+        RENEW = "renew", "Renew"
+        CHANGE_PACKAGE = "change_package", "Change package"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        WAITING = "waiting", "Waiting for staff"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed (needs attention)"
+        CANCELLED = "cancelled", "Cancelled"
+
+    OPEN_STATUSES = (Status.QUEUED, Status.RUNNING, Status.WAITING, Status.FAILED)
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="jobs")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    payload = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    result_message = models.TextField(blank=True)
+    task_id = models.CharField(max_length=64, blank=True, help_text="The latest queued task.")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # One open change of each kind per service: a second “create” or
+            # “terminate” while one is under way would act twice.
+            models.UniqueConstraint(
+                fields=["service", "action"],
+                condition=Q(status__in=["queued", "running", "waiting", "failed"]),
+                name="%(app_label)s_%(class)s_one_open_per_action",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.service}"

@@ -1,0 +1,104 @@
+"""Reads for the customer area and checkout; each owns its prefetches.
+
+Every customer read filters by the customer, so another customer's record is
+a 404, never a 403 that would confirm it exists.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, QuerySet
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+
+from catalog.models import Package, PackagePrice, VariantOption
+
+from .models import Invoice, Order, Service
+from .services import package_for_order
+
+
+def customer_orders(*, customer) -> QuerySet[Order]:
+    return Order.objects.filter(customer=customer)
+
+
+def customer_services(*, customer) -> QuerySet[Service]:
+    return Service.objects.filter(customer=customer)
+
+
+def customer_invoices(*, customer) -> QuerySet[Invoice]:
+    return Invoice.objects.filter(customer=customer)
+
+
+def customer_order_or_404(*, customer, pk: int) -> Order:
+    return get_object_or_404(
+        customer_orders(customer=customer).prefetch_related(
+            "lines", "invoices", Prefetch("services", queryset=Service.objects.order_by("id"))
+        ),
+        pk=pk,
+    )
+
+
+def customer_service_or_404(*, customer, pk: int) -> Service:
+    return get_object_or_404(
+        customer_services(customer=customer).select_related("order", "package"), pk=pk
+    )
+
+
+def customer_invoice_or_404(*, customer, pk: int) -> Invoice:
+    return get_object_or_404(
+        customer_invoices(customer=customer)
+        .select_related("order")
+        .prefetch_related("lines", "payments"),
+        pk=pk,
+    )
+
+
+def package_for_checkout_or_404(*, catalog_slug: str, package_slug: str) -> Package:
+    """Draft and disabled packages do not exist for customers; retired ones say so at checkout."""
+    pk = (
+        Package.objects.active()
+        .filter(catalog__slug=catalog_slug, slug=package_slug)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if pk is None:
+        raise Http404("No such package.")
+    return package_for_order(package_id=pk)
+
+
+def selection_from_data(*, package: Package, data) -> tuple[PackagePrice | None, list, int]:
+    """The pricing option, variant options and quantity a checkout form carries.
+
+    Ids that do not belong to this package are still returned as stand-ins,
+    so the order service is the one that refuses them, with its message.
+    """
+    price = None
+    raw_price = data.get("price", "")
+    if str(raw_price).isdigit():
+        price = next((p for p in package.prices.all() if p.pk == int(raw_price)), None)
+        if price is None:
+            price = PackagePrice.objects.filter(pk=int(raw_price)).first()
+    variants = {variant.code: variant for variant in package.variants.all()}
+    options = []
+    for key in data:
+        if not key.startswith("variant_"):
+            continue
+        code = key.removeprefix("variant_")
+        for raw in data.getlist(key) if hasattr(data, "getlist") else [data[key]]:
+            if raw in ("", None):
+                continue
+            variant = variants.get(code)
+            option = None
+            if variant is not None and str(raw).isdigit():
+                option = next((o for o in variant.options.all() if o.pk == int(raw)), None)
+            if option is None:
+                # Unknown to this package: the service refuses it by name.
+                option = (
+                    VariantOption.objects.filter(pk=int(raw)).first()
+                    if str(raw).isdigit()
+                    else None
+                )
+                option = option or VariantOption(pk=0, name=f"{code}={raw}")
+            options.append(option)
+    raw_quantity = str(data.get("quantity", "1") or "1").strip()
+    quantity = int(raw_quantity) if raw_quantity.isdigit() else 0
+    return price, options, quantity

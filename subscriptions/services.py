@@ -1,0 +1,825 @@
+"""Writes customers, staff and jobs make: orders, invoices, payments, service lifecycle.
+
+The order service trusts nothing the checkout form posted: every rule is
+checked again here, on rows read inside the order's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F, Prefetch, Sum
+from django.utils import timezone
+from djmoney.money import Money
+
+from catalog.models import Package, PackagePrice, Variant, VariantOption
+from provisioning.registry import get_plugin
+
+from .jobs import provisioning_job_cancel_open, provisioning_job_enqueue
+from .models import (
+    Invoice,
+    InvoiceLine,
+    LineKind,
+    Order,
+    OrderLine,
+    Payment,
+    ProvisioningJob,
+    Service,
+)
+from .periods import add_interval
+
+MAX_QUANTITY = 100
+
+
+def refuse(message: str, code: str) -> ValidationError:
+    return ValidationError(message, code=code)
+
+
+@transaction.atomic
+def customer_sign_up(*, email: str, password: str):
+    """A customer account; the email is the login (and the username, which keeps it unique)."""
+    email = email.strip().lower()
+    User = get_user_model()
+    if User.objects.filter(email__iexact=email).exists():
+        raise ValidationError(
+            {"email": "An account with this email address already exists."}, code="email_taken"
+        )
+    user = User(username=email, email=email)
+    user.set_password(password)
+    user.full_clean(exclude=["password"])
+    user.save()
+    return user
+
+
+# --- quoting: every rule of what may be bought ------------------------------
+
+
+@dataclass
+class QuoteLine:
+    kind: str
+    description: str
+    unit_amount: Money
+    quantity: int
+    recurring: bool
+    due_now: bool
+    variant_code: str = ""
+    option_value: str = ""
+
+    @property
+    def amount(self) -> Money:
+        return self.unit_amount * self.quantity
+
+
+@dataclass
+class Quote:
+    package: Package
+    price: PackagePrice
+    currency: str
+    quantity: int
+    options: list[VariantOption]
+    lines: list[QuoteLine] = field(default_factory=list)
+    trial_applies: bool = False
+    first_due_at: datetime | None = None
+    quoted_at: datetime | None = None
+
+    def _sum(self, lines: Iterable[QuoteLine]) -> Money:
+        return sum((line.amount for line in lines), Money(0, self.currency))
+
+    @property
+    def total_due_now(self) -> Money:
+        return self._sum(line for line in self.lines if line.due_now)
+
+    @property
+    def recurring_total(self) -> Money:
+        return self._sum(line for line in self.lines if line.recurring)
+
+    @property
+    def recurring_unit_amount(self) -> Money:
+        return self._sum(
+            QuoteLine(**{**line.__dict__, "quantity": 1}) for line in self.lines if line.recurring
+        )
+
+    @property
+    def trial_label(self) -> str:
+        if not self.trial_applies:
+            return ""
+        package = self.package
+        unit = package.trial_interval + ("s" if package.trial_period != 1 else "")
+        return f"{package.trial_period} {unit} ({package.get_trial_mode_display()})"
+
+    @property
+    def variants_snapshot(self) -> list[dict[str, str]]:
+        return [
+            {
+                "code": option.variant.code,
+                "name": option.variant.name,
+                "option": option.name,
+                "value": option.value,
+            }
+            for option in self.options
+        ]
+
+
+def package_for_order(*, package_id: int) -> Package:
+    """The package with every price, variant and amount a quote reads, in a fixed number of queries."""
+    return (
+        Package.objects.select_related("catalog")
+        .prefetch_related(
+            Prefetch("prices", queryset=PackagePrice.objects.prefetch_related("amounts")),
+            Prefetch(
+                "variants",
+                queryset=Variant.objects.prefetch_related(
+                    Prefetch(
+                        "options",
+                        queryset=VariantOption.objects.prefetch_related("prices__amounts"),
+                    )
+                ),
+            ),
+        )
+        .get(pk=package_id)
+    )
+
+
+def _check_package(package: Package, quantity: int) -> None:
+    if not package.is_active:
+        raise refuse("This package is not available.", "not_available")
+    if package.retired:
+        raise refuse("This package is no longer sold.", "retired")
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
+        raise refuse("The quantity must be a whole number of 1 or more.", "quantity_invalid")
+    if quantity != 1 and package.allow_quantity != Package.Quantity.MULTIPLE:
+        raise refuse("This package is sold one unit per order.", "quantity_not_allowed")
+    if quantity > MAX_QUANTITY:
+        raise refuse(f"At most {MAX_QUANTITY} units can be ordered at once.", "quantity_too_large")
+    if package.has_stock and not package.oversell_enabled:
+        if package.stock_qty <= 0:
+            raise refuse("This package is sold out.", "sold_out")
+        if package.stock_qty < quantity:
+            raise refuse(
+                f"Only {package.stock_qty} unit(s) of this package are left.", "not_enough_stock"
+            )
+
+
+def _check_price(package: Package, price: PackagePrice | None, currency: str):
+    if currency not in settings.BILLING_CURRENCIES:
+        raise refuse(f"{currency} is not one of the store's currencies.", "currency_invalid")
+    if price is None:
+        raise refuse("Choose a pricing option.", "price_required")
+    own = {option.pk: option for option in package.prices.all()}
+    if price.pk not in own:
+        raise refuse("This pricing option does not belong to this package.", "price_not_of_package")
+    price = own[price.pk]
+    if not price.enabled:
+        raise refuse(f"The pricing option “{price.name}” is not available.", "price_disabled")
+    amount = None
+    if not price.is_free:
+        amount = price.amount_in(currency)
+        if amount is None:
+            raise refuse(
+                f"The pricing option “{price.name}” is not sold in {currency}.",
+                "price_not_in_currency",
+            )
+    return price, amount
+
+
+def _check_variants(
+    package: Package, price: PackagePrice, options: Iterable[VariantOption], currency: str
+):
+    variants = {variant.pk: variant for variant in package.variants.all()}
+    own_options = {
+        option.pk: option for variant in variants.values() for option in variant.options.all()
+    }
+    chosen: list[tuple[VariantOption, Any]] = []
+    per_variant: dict[int, int] = {}
+    for given in options:
+        option = own_options.get(given.pk)
+        if option is None:
+            raise refuse(
+                f"“{given.name}” is not an option of this package.", "variant_not_of_package"
+            )
+        variant = variants[option.variant_id]
+        option.variant = variant
+        if variant.visibility != Variant.Visibility.VISIBLE:
+            raise refuse(f"“{variant.name}” cannot be chosen.", "variant_hidden")
+        per_variant[variant.pk] = per_variant.get(variant.pk, 0) + 1
+        if per_variant[variant.pk] > 1 and variant.type != Variant.Type.CHECKBOX:
+            raise refuse(f"Choose one option for “{variant.name}”.", "variant_duplicate")
+        variant_price = option.price_named(price.name)
+        if variant_price is None:
+            raise refuse(
+                f"“{variant.name}: {option.name}” cannot be bought with “{price.name}”.",
+                "variant_no_price",
+            )
+        amount = variant_price.amount_in(currency)
+        if amount is None:
+            raise refuse(
+                f"“{variant.name}: {option.name}” is not sold in {currency}.",
+                "variant_not_in_currency",
+            )
+        chosen.append((option, amount))
+    for variant in variants.values():
+        # A drop-down or radio variant needs a choice, when it offers any with this price.
+        required = variant.type in (Variant.Type.SELECT, Variant.Type.RADIO)
+        if (
+            required
+            and variant.visibility == Variant.Visibility.VISIBLE
+            and variant.pk not in per_variant
+            and any(_buyable(option, price.name, currency) for option in variant.options.all())
+        ):
+            raise refuse(f"Choose an option for “{variant.name}”.", "variant_required")
+    chosen.sort(key=lambda pair: (pair[0].variant.sort_order, pair[0].variant.name, pair[0].pk))
+    return chosen
+
+
+def _buyable(option: VariantOption, price_name: str, currency: str) -> bool:
+    variant_price = option.price_named(price_name)
+    return variant_price is not None and variant_price.amount_in(currency) is not None
+
+
+def _check_per_user_limit(package: Package, customer, quantity: int) -> None:
+    if not package.has_per_user_limit or customer is None:
+        return
+    held = Service.objects.live().filter(customer=customer, package=package).count()
+    if held + quantity > package.per_user_limit:
+        left = max(package.per_user_limit - held, 0)
+        raise refuse(
+            f"You may hold at most {package.per_user_limit} of this package"
+            + (f"; you can order {left} more." if left else "; you hold that many already."),
+            "per_user_limit",
+        )
+
+
+def _build_quote(
+    *,
+    package: Package,
+    price: PackagePrice | None,
+    variant_options: Iterable[VariantOption],
+    quantity: int,
+    currency: str,
+    customer=None,
+) -> Quote:
+    _check_package(package, quantity)
+    price, amount = _check_price(package, price, currency)
+    chosen = _check_variants(package, price, variant_options, currency)
+    _check_per_user_limit(package, customer, quantity)
+
+    now = timezone.now()
+    trial_applies = package.has_trial and price.is_recurring
+    # With a trial, the recurring charges fall due when the trial ends.
+    recurring_due_now = not trial_applies
+    zero = Money(0, currency)
+    quote = Quote(
+        package=package,
+        price=price,
+        currency=currency,
+        quantity=quantity,
+        options=[option for option, _ in chosen],
+        trial_applies=trial_applies,
+        quoted_at=now,
+    )
+    lines = quote.lines
+    lines.append(
+        QuoteLine(
+            kind=LineKind.PRICE,
+            description=f"{package.name} – {price.name} ({price.period_label()})",
+            unit_amount=amount.price if amount else zero,
+            quantity=quantity,
+            recurring=price.is_recurring,
+            due_now=recurring_due_now or not price.is_recurring,
+        )
+    )
+    for option, option_amount in chosen:
+        lines.append(
+            QuoteLine(
+                kind=LineKind.VARIANT,
+                description=f"{option.variant.name}: {option.name}",
+                unit_amount=option_amount.price,
+                quantity=quantity,
+                recurring=price.is_recurring,
+                due_now=recurring_due_now or not price.is_recurring,
+                variant_code=option.variant.code,
+                option_value=option.value,
+            )
+        )
+    if amount and amount.setup_fee.amount > 0:
+        lines.append(
+            QuoteLine(
+                kind=LineKind.SETUP_FEE,
+                description=f"Setup fee – {package.name}",
+                unit_amount=amount.setup_fee,
+                quantity=quantity,
+                recurring=False,
+                due_now=True,
+            )
+        )
+    for option, option_amount in chosen:
+        if option_amount.setup_fee.amount > 0:
+            lines.append(
+                QuoteLine(
+                    kind=LineKind.SETUP_FEE,
+                    description=f"Setup fee – {option.variant.name}: {option.name}",
+                    unit_amount=option_amount.setup_fee,
+                    quantity=quantity,
+                    recurring=False,
+                    due_now=True,
+                    variant_code=option.variant.code,
+                    option_value=option.value,
+                )
+            )
+    if amount and amount.signup_fee.amount > 0:
+        lines.append(
+            QuoteLine(
+                kind=LineKind.SIGNUP_FEE,
+                description="Signup fee (once per order)",
+                unit_amount=amount.signup_fee,
+                quantity=1,
+                recurring=False,
+                due_now=True,
+            )
+        )
+    if trial_applies:
+        quote.first_due_at = add_interval(now, package.trial_period, package.trial_interval)
+    elif not price.is_free:
+        quote.first_due_at = now
+    return quote
+
+
+def order_quote(
+    *,
+    package: Package,
+    price: PackagePrice | None,
+    variant_options: Iterable[VariantOption],
+    quantity: int,
+    currency: str,
+    customer=None,
+) -> Quote:
+    """The review summary of an order, or a ValidationError saying why it cannot be placed."""
+    # Reuse a package read by package_for_order(); anything else is read afresh.
+    if "variants" not in getattr(package, "_prefetched_objects_cache", {}):
+        package = package_for_order(package_id=package.pk)
+    return _build_quote(
+        package=package,
+        price=price,
+        variant_options=list(variant_options),
+        quantity=quantity,
+        currency=currency,
+        customer=customer,
+    )
+
+
+def checkout_fields_clean(*, package: Package, data: dict[str, Any]) -> dict[str, Any]:
+    """The plugin's checkout form, validated; its errors refuse the order."""
+    plugin = package_plugin(package)
+    form = plugin.checkout_form(data=data or {})
+    if not form.is_valid():
+        messages = [
+            f"{form.fields[name].label or name}: {' '.join(errors)}"
+            if name in form.fields
+            else " ".join(errors)
+            for name, errors in form.errors.items()
+        ]
+        raise ValidationError(" ".join(messages), code="checkout_fields_invalid")
+    return plugin.serialize_package_options(form.cleaned_data)
+
+
+def package_plugin(package: Package):
+    """A package without a provider instance is set up by hand, like the Manual plugin."""
+    if package.provider_instance_id:
+        return package.provider_instance.get_real_instance().plugin
+    return get_plugin("manual")
+
+
+# --- placing orders ----------------------------------------------------------
+
+
+def _lock_customer(customer) -> None:
+    # Every order of one customer takes this lock first, so the per-user limit
+    # is counted and enforced by one transaction at a time.
+    get_user_model().objects.select_for_update().filter(pk=customer.pk).exists()
+
+
+def _lock_stock(package: Package) -> None:
+    """Re-read the fields orders race on, holding the package row's lock until commit."""
+    row = (
+        Package.objects.select_for_update()
+        .values("stock_qty", "oversell_enabled", "status", "retired")
+        .get(pk=package.pk)
+    )
+    for name, value in row.items():
+        setattr(package, name, value)
+
+
+def _units_to_take(package: Package, quantity: int) -> int:
+    """With oversell the stock stops at zero and the rest of the units are oversold."""
+    if not package.has_stock:
+        return 0
+    if package.oversell_enabled:
+        return min(quantity, max(package.stock_qty, 0))
+    return quantity
+
+
+def _take_stock(package: Package, quantity: int) -> int:
+    """Take the units from stock; call it holding the package row's lock."""
+    taken = _units_to_take(package, quantity)
+    if taken:
+        # Conditional even under the row lock: on a database without row locks
+        # it still never takes a unit that is not there.
+        updated = Package.objects.filter(pk=package.pk, stock_qty__gte=taken).update(
+            stock_qty=F("stock_qty") - taken
+        )
+        if not updated:
+            raise refuse("This package is sold out.", "sold_out")
+    return taken
+
+
+def _release_stock(*, package_id: int, units: int) -> None:
+    if units:
+        # Only while stock is tracked: -1 (unlimited) stays -1.
+        Package.objects.filter(pk=package_id, stock_qty__gte=0).update(
+            stock_qty=F("stock_qty") + units
+        )
+
+
+@transaction.atomic
+def order_place(
+    *,
+    customer,
+    package: Package,
+    price: PackagePrice | None,
+    variant_options: Iterable[VariantOption],
+    quantity: int,
+    currency: str,
+    checkout_fields: dict[str, Any] | None = None,
+    checkout_token: str = "",
+) -> Order:
+    """Place an order: re-check every rule, take stock, snapshot, invoice, create services.
+
+    Raises ValidationError (with a code) when the order cannot be placed;
+    then nothing is written.
+    """
+    variant_options = list(variant_options)
+    _lock_customer(customer)
+    if checkout_token:
+        placed = Order.objects.filter(customer=customer, checkout_token=checkout_token).first()
+        if placed is not None:
+            return placed
+
+    package = package_for_order(package_id=package.pk)
+    quote = _build_quote(
+        package=package,
+        price=price,
+        variant_options=variant_options,
+        quantity=quantity,
+        currency=currency,
+        customer=customer,
+    )
+    fields = checkout_fields_clean(package=package, data=checkout_fields or {})
+    taken = _units_to_take(package, quantity)  # confirmed under the lock below
+
+    price = quote.price
+    order = Order(
+        customer=customer,
+        checkout_token=checkout_token,
+        package=package,
+        package_name=package.name,
+        package_price=price,
+        price_name=price.name,
+        price_type=price.type,
+        period_label=price.period_label(),
+        quantity=quantity,
+        currency=currency,
+        total=quote.total_due_now,
+        recurring_total=quote.recurring_total,
+        checkout_fields=fields,
+        stock_taken=taken,
+    )
+    # Field checks only: the database enforces the constraints and unique keys,
+    # and asking it first would cost a query each inside the locked transaction.
+    clean = {"validate_unique": False, "validate_constraints": False}
+    order.full_clean(exclude=["customer", "package", "package_price"], **clean)
+    order.save()
+    OrderLine.objects.bulk_create(
+        OrderLine(
+            order=order,
+            kind=line.kind,
+            description=line.description,
+            variant_code=line.variant_code,
+            option_value=line.option_value,
+            unit_amount=line.unit_amount,
+            quantity=line.quantity,
+            amount=line.amount,
+            recurring=line.recurring,
+            due_now=line.due_now,
+            sort_order=number,
+        )
+        for number, line in enumerate(quote.lines)
+    )
+
+    now = timezone.now()
+    invoice = Invoice(
+        customer=customer,
+        order=order,
+        currency=currency,
+        total=quote.total_due_now,
+        due_at=now,
+    )
+    invoice.full_clean(exclude=["customer", "order"], **clean)
+    invoice.save()
+    InvoiceLine.objects.bulk_create(
+        InvoiceLine(
+            invoice=invoice,
+            kind=line.kind,
+            description=line.description,
+            unit_amount=line.unit_amount,
+            quantity=line.quantity,
+            amount=line.amount,
+            sort_order=number,
+        )
+        for number, line in enumerate(line for line in quote.lines if line.due_now)
+    )
+
+    trial = quote.trial_applies
+    services = [
+        Service(
+            customer=customer,
+            order=order,
+            package=package,
+            package_name=package.name,
+            price_name=price.name,
+            price_type=price.type,
+            time_interval=price.time_interval,
+            billing_period=price.billing_period,
+            currency=currency,
+            recurring_amount=quote.recurring_unit_amount,
+            variants=quote.variants_snapshot,
+            checkout_fields=fields,
+            trial_period=package.trial_period if trial else 0,
+            trial_interval=package.trial_interval if trial else "",
+            trial_mode=package.trial_mode if trial else "",
+            provider_instance_id=package.provider_instance_id,
+            provisioning_options=package.provisioning_options,
+            package_settings=package.package_settings,
+            took_stock=unit < taken,
+        )
+        for unit in range(quantity)
+    ]
+    for service in services:
+        service.full_clean(exclude=["customer", "order", "package", "provider_instance"], **clean)
+    Service.objects.bulk_create(services)
+
+    if package.has_stock:
+        # Stock is taken last, so the package row stays locked only for the
+        # few statements left before commit; a refusal here rolls all back.
+        _lock_stock(package)
+        _check_package(package, quantity)
+        locked_taken = _take_stock(package, quantity)
+        if locked_taken != taken:  # oversold: fewer units were left than when quoted
+            order.stock_taken = locked_taken
+            order.save(update_fields=["stock_taken"])
+            Service.objects.filter(order=order).update(took_stock=False)
+            Service.objects.filter(
+                pk__in=[service.pk for service in services[:locked_taken]]
+            ).update(took_stock=True)
+
+    if invoice.total.amount == 0:
+        _invoice_settle(invoice, order)
+    return order
+
+
+def _order_mark_paid(order: Order) -> None:
+    """Paid (or nothing to pay): each service's provisioning is queued in this transaction."""
+    order.status = Order.Status.PAID
+    order.paid_at = timezone.now()
+    order.save(update_fields=["status", "paid_at"])
+    for service in order.services.filter(status=Service.Status.PENDING):
+        provisioning_job_enqueue(service=service, action=ProvisioningJob.Action.CREATE)
+
+
+def _invoice_settle(invoice: Invoice, order: Order | None = None) -> None:
+    invoice.status = Invoice.Status.PAID
+    invoice.paid_at = timezone.now()
+    invoice.save(update_fields=["status", "paid_at"])
+    if invoice.order_id:
+        order = order or Order.objects.select_for_update().get(pk=invoice.order_id)
+        if order.status == Order.Status.AWAITING_PAYMENT:
+            _order_mark_paid(order)
+
+
+@transaction.atomic
+def invoice_record_payment(
+    *,
+    invoice: Invoice,
+    amount: Money,
+    method: str = Payment.Method.STAFF,
+    reference: str = "",
+    recorded_by=None,
+) -> Payment:
+    """The one place a payment is recorded; a gateway calls this too.
+
+    When the invoice is paid in full, its order is paid and provisioning starts.
+    """
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.status != Invoice.Status.UNPAID:
+        raise ValidationError(
+            f"Invoice {invoice.number} is {invoice.get_status_display().lower()}; "
+            "it takes no payment.",
+            code="invoice_not_unpaid",
+        )
+    if str(amount.currency) != invoice.currency:
+        raise ValidationError(
+            f"Invoice {invoice.number} is in {invoice.currency}, not {amount.currency}.",
+            code="payment_currency",
+        )
+    paid = invoice.payments.aggregate(total=Sum("amount"))["total"] or Decimal("0")
+    balance = invoice.total.amount - paid
+    if amount.amount <= 0 or amount.amount > balance:
+        raise ValidationError(
+            f"A payment must be above zero and at most the balance of {balance} {invoice.currency}.",
+            code="payment_amount",
+        )
+    payment = Payment(
+        invoice=invoice,
+        amount=amount,
+        method=method,
+        reference=reference,
+        recorded_by=recorded_by,
+    )
+    payment.full_clean(exclude=["invoice", "recorded_by"])
+    payment.save()
+    if paid + amount.amount >= invoice.total.amount:
+        _invoice_settle(invoice)
+    return payment
+
+
+def invoice_balance(invoice: Invoice) -> Money:
+    paid = invoice.payments.aggregate(total=Sum("amount"))["total"] or Decimal("0")
+    return Money(invoice.total.amount - paid, invoice.currency)
+
+
+@transaction.atomic
+def order_cancel(*, order: Order) -> Order:
+    """Cancel an order that is not paid yet: its invoice and services end, stock comes back."""
+    order = Order.objects.select_for_update().get(pk=order.pk)
+    if order.status != Order.Status.AWAITING_PAYMENT:
+        raise ValidationError(
+            f"Order {order.number} is {order.get_status_display().lower()}; "
+            "only an order awaiting payment can be cancelled.",
+            code="order_not_cancellable",
+        )
+    now = timezone.now()
+    order.status = Order.Status.CANCELLED
+    order.cancelled_at = now
+    order.save(update_fields=["status", "cancelled_at"])
+    order.invoices.filter(status=Invoice.Status.UNPAID).update(
+        status=Invoice.Status.CANCELLED, cancelled_at=now
+    )
+    for service in order.services.select_for_update().filter(status__in=Service.LIVE_STATUSES):
+        _service_end(service, Service.Status.CANCELLED)
+    return order
+
+
+# --- service lifecycle -------------------------------------------------------
+
+
+def _service_end(service: Service, status: str) -> None:
+    """Cancel or terminate now. A service that never started gives its stock back."""
+    now = timezone.now()
+    started = service.activated_at is not None or bool(service.remote_id)
+    service.status = status
+    if status == Service.Status.CANCELLED:
+        service.cancelled_at = now
+    else:
+        service.terminated_at = now
+    if service.took_stock and service.activated_at is None:
+        _release_stock(package_id=service.package_id, units=1)
+        service.took_stock = False
+    service.save()
+    provisioning_job_cancel_open(service=service, action=ProvisioningJob.Action.CREATE)
+    if (
+        started
+        and not service.jobs.filter(
+            action=ProvisioningJob.Action.TERMINATE, status__in=ProvisioningJob.OPEN_STATUSES
+        ).exists()
+    ):
+        provisioning_job_enqueue(service=service, action=ProvisioningJob.Action.TERMINATE)
+
+
+def service_start(service: Service, *, now: datetime | None = None) -> None:
+    """The provider has set it up: the trial or the first period begins now."""
+    now = now or timezone.now()
+    service.activated_at = now
+    recurring = service.price_type == "recurring"
+    if service.trial_period and recurring:
+        service.status = Service.Status.TRIAL
+        service.trial_started_at = now
+        service.trial_ends_at = add_interval(now, service.trial_period, service.trial_interval)
+        # outside: the first paid period follows the trial; inside: it began with it.
+        start = service.trial_ends_at if service.trial_mode == "outside" else now
+        service.current_period_start = start
+        service.current_period_end = max(
+            add_interval(start, service.time_interval, service.billing_period),
+            service.trial_ends_at,
+        )
+        service.next_due_at = service.trial_ends_at
+    else:
+        service.status = Service.Status.ACTIVE
+        if recurring:
+            service.current_period_start = now
+            service.current_period_end = add_interval(
+                now, service.time_interval, service.billing_period
+            )
+            service.next_due_at = service.current_period_end
+
+
+@transaction.atomic
+def service_request_cancellation(*, service: Service, customer, mode: str) -> Service:
+    """A customer asks to end their service, once, where the package allows it."""
+    service = Service.objects.select_for_update().select_related("package").get(pk=service.pk)
+    if service.customer_id != customer.pk:
+        raise ValidationError("This is not your service.", code="not_owner")
+    if not service.package.allow_cancellation:
+        raise ValidationError(
+            "This package cannot be cancelled by customers; contact us.",
+            code="cancellation_not_allowed",
+        )
+    if service.cancel_requested_at is not None:
+        raise ValidationError(
+            "You have already asked to cancel this service.", code="cancellation_requested"
+        )
+    if not service.is_live:
+        raise ValidationError("This service has already ended.", code="service_ended")
+    if mode not in Service.CancelMode.values:
+        raise ValidationError("Choose when the service should end.", code="cancel_mode")
+    now = timezone.now()
+    service.cancel_requested_at = now
+    service.cancel_mode = mode
+    if mode == Service.CancelMode.PERIOD_END:
+        end = service.current_period_end or service.trial_ends_at
+        if service.trial_ends_at and service.status == Service.Status.TRIAL:
+            end = service.trial_ends_at
+        if end is None or end <= now:
+            raise ValidationError(
+                "This service has no billing period running; cancel it immediately instead.",
+                code="no_period",
+            )
+        service.cancel_at = end
+        service.save()
+    else:
+        service.cancel_at = now
+        _service_end(service, Service.Status.CANCELLED)
+    return service
+
+
+def services_apply_due_cancellations(*, now: datetime | None = None) -> int:
+    """End the services whose cancellation at period end has come; run it periodically."""
+    now = now or timezone.now()
+    ended = 0
+    due = Service.objects.live().filter(cancel_at__lte=now).values_list("pk", flat=True)
+    for pk in due:
+        with transaction.atomic():
+            service = Service.objects.select_for_update().get(pk=pk)
+            if service.is_live and service.cancel_at and service.cancel_at <= now:
+                _service_end(service, Service.Status.CANCELLED)
+                ended += 1
+    return ended
+
+
+def _service_change(service: Service, action: str, allowed: tuple[str, ...]) -> ProvisioningJob:
+    service = Service.objects.select_for_update().get(pk=service.pk)
+    if service.status not in allowed:
+        raise ValidationError(
+            f"A {service.get_status_display().lower()} service cannot be {action}ed.",
+            code="bad_status",
+        )
+    if service.jobs.filter(action=action, status__in=ProvisioningJob.OPEN_STATUSES).exists():
+        raise ValidationError(f"A {action} of this service is already under way.", code="open_job")
+    return provisioning_job_enqueue(service=service, action=action)
+
+
+@transaction.atomic
+def service_suspend(*, service: Service) -> ProvisioningJob:
+    S = Service.Status
+    return _service_change(service, "suspend", (S.TRIAL, S.ACTIVE, S.GRACE))
+
+
+@transaction.atomic
+def service_unsuspend(*, service: Service) -> ProvisioningJob:
+    return _service_change(service, "unsuspend", (Service.Status.SUSPENDED,))
+
+
+@transaction.atomic
+def service_terminate(*, service: Service) -> Service:
+    """Staff end a service now; the provider removes it in a job."""
+    service = Service.objects.select_for_update().get(pk=service.pk)
+    if service.status == Service.Status.TERMINATED:
+        raise ValidationError("This service is already terminated.", code="bad_status")
+    _service_end(service, Service.Status.TERMINATED)
+    return service

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from . import views
+
+app_name = "subscriptions"
+
+urlpatterns = [
+    path("order/<slug:catalog_slug>/<slug:package_slug>/", views.checkout, name="checkout"),
+    path("account/", views.account, name="account"),
+    path("account/orders/<int:pk>/", views.order_detail, name="order"),
+    path("account/orders/<int:pk>/cancel/", views.order_cancel, name="order_cancel"),
+    path("account/services/<int:pk>/", views.service_detail, name="service"),
+    path("account/services/<int:pk>/cancel/", views.service_cancel, name="service_cancel"),
+    path("account/invoices/<int:pk>/", views.invoice_detail, name="invoice"),
+]

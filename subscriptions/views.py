@@ -1,0 +1,193 @@
+from __future__ import annotations
+
+import uuid
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from storefront.currency import get_currency
+
+from . import selectors, services
+from .forms import CancelServiceForm, SignUpForm
+from .models import Service
+
+
+def _selection_fields(data) -> list[tuple[str, str]]:
+    """The order choices to carry from the package page's GET form into the POST."""
+    fields = []
+    for key in data:
+        if key in ("price", "quantity") or key.startswith("variant_"):
+            fields.extend((key, value) for value in data.getlist(key))
+    return fields
+
+
+@login_required
+def checkout(request, catalog_slug: str, package_slug: str):
+    package = selectors.package_for_checkout_or_404(
+        catalog_slug=catalog_slug, package_slug=package_slug
+    )
+    posted = request.method == "POST"
+    data = request.POST if posted else request.GET
+    currency = get_currency(request)
+    price, options, quantity = selectors.selection_from_data(package=package, data=data)
+    form = services.package_plugin(package).checkout_form(
+        data=request.POST if posted else None, prefix="checkout"
+    )
+    quote, errors = None, []
+    if posted and form.is_valid():
+        # The order service checks everything again under its locks.
+        try:
+            order = services.order_place(
+                customer=request.user,
+                package=package,
+                price=price,
+                variant_options=options,
+                quantity=quantity,
+                currency=currency,
+                checkout_fields=form.cleaned_data,
+                checkout_token=request.POST.get("checkout_token", "")[:64],
+            )
+        except ValidationError as error:
+            errors = error.messages
+        else:
+            messages.success(request, f"Thank you: order {order.number} is placed.")
+            return redirect("subscriptions:order", pk=order.pk)
+    if not errors:
+        try:
+            quote = services.order_quote(
+                package=package,
+                price=price,
+                variant_options=options,
+                quantity=quantity,
+                currency=currency,
+                customer=request.user,
+            )
+        except ValidationError as error:
+            errors = error.messages
+    return render(
+        request,
+        "subscriptions/checkout.html",
+        {
+            "package": package,
+            "quote": quote,
+            "errors": errors,
+            "form": form,
+            "currency": currency,
+            "selection": _selection_fields(data),
+            "checkout_token": request.POST.get("checkout_token") or uuid.uuid4().hex,
+        },
+        status=409 if posted and errors else 200,
+    )
+
+
+@login_required
+def account(request):
+    customer = request.user
+    return render(
+        request,
+        "subscriptions/account.html",
+        {
+            "orders": selectors.customer_orders(customer=customer)[:50],
+            "services": selectors.customer_services(customer=customer)[:50],
+            "invoices": selectors.customer_invoices(customer=customer)[:50],
+        },
+    )
+
+
+@login_required
+def order_detail(request, pk: int):
+    order = selectors.customer_order_or_404(customer=request.user, pk=pk)
+    return render(request, "subscriptions/order.html", {"order": order})
+
+
+@login_required
+@require_POST
+def order_cancel(request, pk: int):
+    order = selectors.customer_order_or_404(customer=request.user, pk=pk)
+    try:
+        services.order_cancel(order=order)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"Order {order.number} is cancelled.")
+    return redirect("subscriptions:order", pk=order.pk)
+
+
+@login_required
+def service_detail(request, pk: int):
+    service = selectors.customer_service_or_404(customer=request.user, pk=pk)
+    return render(
+        request,
+        "subscriptions/service.html",
+        {"service": service, "cancel_form": CancelServiceForm(), **_cancel_context(service)},
+    )
+
+
+def _cancel_context(service: Service) -> dict:
+    return {
+        "can_cancel": service.is_live
+        and service.cancel_requested_at is None
+        and service.package.allow_cancellation
+    }
+
+
+@login_required
+@require_POST
+def service_cancel(request, pk: int):
+    service = selectors.customer_service_or_404(customer=request.user, pk=pk)
+    form = CancelServiceForm(request.POST)
+    if form.is_valid():
+        try:
+            service = services.service_request_cancellation(
+                service=service, customer=request.user, mode=form.cleaned_data["mode"]
+            )
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            if service.status == Service.Status.CANCELLED:
+                messages.success(request, "Your service is cancelled.")
+            else:
+                messages.success(request, f"Your service will end on {service.cancel_at:%Y-%m-%d}.")
+        return redirect("subscriptions:service", pk=service.pk)
+    return render(
+        request,
+        "subscriptions/service.html",
+        {"service": service, "cancel_form": form, **_cancel_context(service)},
+        status=400,
+    )
+
+
+@login_required
+def invoice_detail(request, pk: int):
+    invoice = selectors.customer_invoice_or_404(customer=request.user, pk=pk)
+    return render(
+        request,
+        "subscriptions/invoice.html",
+        {"invoice": invoice, "balance": services.invoice_balance(invoice)},
+    )
+
+
+def signup(request):
+    if request.user.is_authenticated:
+        return redirect("subscriptions:account")
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = services.customer_sign_up(
+            email=form.cleaned_data["email"], password=form.cleaned_data["password1"]
+        )
+        login(request, user, backend="subscriptions.backends.EmailBackend")
+        messages.success(request, "Welcome! Your account is ready.")
+        next_url = request.POST.get("next", "")
+        if next_url and url_has_allowed_host_and_scheme(
+            next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            return redirect(next_url)
+        return redirect("subscriptions:account")
+    return render(
+        request, "registration/signup.html", {"form": form, "next": request.GET.get("next", "")}
+    )

@@ -1,0 +1,111 @@
+"""Real `manage.py db_worker` processes run the queued jobs against the test database.
+
+Marked postgres: a worker is another process, so it needs a database server
+(the SQLite test database lives in this process's memory).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from subscriptions.models import ProvisioningJob, Service
+from subscriptions.services import invoice_record_payment
+from tests.factories import WebhookInstanceFactory
+from tests.subscriptions.helpers import shop_package
+from tests.subscriptions.test_order_place import place
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_worker(**env) -> subprocess.Popen:
+    db = connection.settings_dict
+    url = f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "db_worker", "--batch", "--no-reload",
+         "--no-startup-delay", "--interval", "0.1", "--verbosity", "0"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "billing_site.settings.test",
+            "DATABASE_URL": url,
+            **{name: str(value) for name, value in env.items()},
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+
+
+def wait(*workers: subprocess.Popen) -> None:
+    for worker in workers:
+        output, _ = worker.communicate(timeout=120)
+        assert worker.returncode == 0, output
+
+
+def paid_services(customer, url: str, count: int = 1) -> list[Service]:
+    package, monthly, options = shop_package(
+        provider_instance=WebhookInstanceFactory(url=url, timeout_seconds=2),
+        provisioning_options={"plan_code": "pro", "region": "", "send_settings": True},
+        allow_quantity="multiple",
+    )
+    order = place(
+        customer, package, monthly, [options["eu"]], quantity=count,
+        checkout_fields={"label": "worker"},
+    )  # fmt: skip
+    invoice = order.invoices.get()
+    invoice_record_payment(invoice=invoice, amount=invoice.total)
+    return list(order.services.order_by("id"))
+
+
+def test_a_worker_process_provisions_a_paid_service(customer, webhook_backend):
+    webhook_backend.answer((200, {"remote_id": "from-worker"}, 0))
+    (service,) = paid_services(customer, webhook_backend.url)
+
+    wait(start_worker())
+
+    service.refresh_from_db()
+    assert service.status == Service.Status.ACTIVE
+    assert service.remote_id == "from-worker"
+    assert len(webhook_backend.requests) == 1
+
+
+def test_two_workers_run_each_job_exactly_once(customer, webhook_backend):
+    services = paid_services(customer, webhook_backend.url, count=12)
+
+    wait(start_worker(), start_worker())
+
+    keys = [request.headers["Idempotency-Key"] for request in webhook_backend.requests]
+    assert len(keys) == 12 and len(set(keys)) == 12
+    assert {s.status for s in Service.objects.filter(pk__in=[s.pk for s in services])} == {
+        Service.Status.ACTIVE
+    }
+
+
+def test_a_worker_retries_then_marks_the_service_as_needing_attention(customer, webhook_backend):
+    webhook_backend.answer((503, {}, 0))
+    (service,) = paid_services(customer, webhook_backend.url)
+
+    wait(start_worker(PROVISIONING_MAX_ATTEMPTS=3, PROVISIONING_RETRY_BASE_SECONDS=0))
+
+    service.refresh_from_db()
+    job = service.jobs.get()
+    assert len(webhook_backend.requests) == 3
+    assert job.status == ProvisioningJob.Status.FAILED and job.attempts == 3
+    assert service.needs_attention and "HTTP 503" in service.provisioning_error
+
+
+def test_a_worker_recovers_after_a_failed_attempt(customer, webhook_backend):
+    webhook_backend.answer((500, {}, 0), (200, {"remote_id": "second-time"}, 0))
+    (service,) = paid_services(customer, webhook_backend.url)
+
+    wait(start_worker(PROVISIONING_RETRY_BASE_SECONDS=0))
+
+    service.refresh_from_db()
+    assert (service.status, service.remote_id) == (Service.Status.ACTIVE, "second-time")

@@ -1,0 +1,196 @@
+"""Cached pages: a catalog edit shows on the very next request."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+from djmoney.money import Money
+
+from catalog.models import Package, PackagePriceAmount
+from storefront.cache import catalog_changed, current_version
+from tests.factories import VariantFactory, VariantOptionFactory
+
+from .helpers import make_package, variant_price
+
+pytestmark = pytest.mark.django_db
+
+
+def catalog_url(catalog):
+    return reverse("storefront:catalog", args=[catalog.slug])
+
+
+def package_url(package):
+    return reverse("storefront:package", args=[package.catalog.slug, package.slug])
+
+
+def main(response) -> str:
+    html = response.content.decode()
+    return html[html.index("<main") : html.index("</main>")]
+
+
+def test_a_repeated_request_is_served_from_the_cache_with_one_query(
+    client, catalog, django_assert_num_queries
+):
+    make_package(catalog=catalog, name="Cached one")
+    first = main(client.get(catalog_url(catalog)))
+
+    with django_assert_num_queries(1):  # the catalog version, nothing else
+        second = main(client.get(catalog_url(catalog)))
+
+    assert "Cached one" in second
+    assert second == first
+
+
+def test_renaming_a_package_shows_on_the_next_request(client, catalog):
+    package = make_package(catalog=catalog, name="Old name")
+    client.get(catalog_url(catalog))
+    client.get(package_url(package))
+
+    package.name = "New name"
+    package.save()
+
+    assert "New name" in client.get(catalog_url(catalog)).content.decode()
+    assert "New name" in client.get(package_url(package)).content.decode()
+
+
+def test_a_price_change_shows_on_the_next_request(client, catalog):
+    package = make_package(catalog=catalog, amounts=(("USD", "9.00"),))
+    assert "9.00\xa0USD" in client.get(package_url(package)).content.decode()
+
+    amount = PackagePriceAmount.objects.get(package_price__package=package)
+    amount.price = Money("7.00", "USD")
+    amount.save()
+
+    assert "7.00\xa0USD / month" in client.get(package_url(package)).content.decode()
+
+
+def test_adding_a_variant_to_a_package_shows_on_the_next_request(client, catalog):
+    package = make_package(catalog=catalog)
+    client.get(package_url(package))
+    variant = VariantFactory(name="Region", code="region")
+    option = VariantOptionFactory(variant=variant, name="Frankfurt")
+    variant_price(option, "Monthly", USD="0", EUR="0")
+    client.get(package_url(package))
+
+    package.variants.add(variant)
+
+    assert "Frankfurt" in client.get(package_url(package)).content.decode()
+
+
+def test_deleting_a_package_shows_on_the_next_request(client, catalog):
+    make_package(catalog=catalog, name="Keeper")
+    doomed = make_package(catalog=catalog, name="Doomed")
+    assert "Doomed" in client.get(catalog_url(catalog)).content.decode()
+
+    doomed.delete()
+
+    assert "Doomed" not in client.get(catalog_url(catalog)).content.decode()
+
+
+def test_writes_without_signals_show_once_catalog_changed_is_called(client, catalog):
+    package = make_package(catalog=catalog, stock_qty=5)
+    assert "5 left" in client.get(catalog_url(catalog)).content.decode()
+
+    Package.objects.filter(pk=package.pk).update(stock_qty=2)
+    catalog_changed()
+
+    assert "2 left" in client.get(catalog_url(catalog)).content.decode()
+
+
+def test_every_edit_replaces_the_version_token(catalog):
+    before = current_version()
+
+    make_package(catalog=catalog)
+
+    assert current_version() not in (None, before)
+
+
+def test_currencies_are_cached_apart(client, catalog):
+    make_package(catalog=catalog, amounts=(("USD", "9.00"), ("EUR", "8.00")))
+    assert "9.00\xa0USD" in client.get(catalog_url(catalog)).content.decode()
+
+    client.post(reverse("storefront:set_currency"), {"currency": "EUR"})
+
+    assert "8.00\xa0EUR" in client.get(catalog_url(catalog)).content.decode()
+
+
+def test_staff_previews_are_never_served_to_customers_from_the_cache(client, staff_client, catalog):
+    package = make_package(catalog=catalog, hidden=True)
+    staff_html = staff_client.get(package_url(package)).content.decode()
+    staff_client.logout()
+
+    customer_html = client.get(package_url(package)).content.decode()
+
+    assert "Staff note" in staff_html
+    assert "Staff note" not in customer_html
+
+
+def test_a_cached_page_carries_a_working_csrf_token_for_the_currency_switcher(catalog):
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    make_package(catalog=catalog)
+    browser.get(catalog_url(catalog))  # builds the cached page
+    html = browser.get(catalog_url(catalog)).content.decode()  # served from it
+    token = html.split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
+
+    response = browser.post(
+        reverse("storefront:set_currency"), {"currency": "EUR", "csrfmiddlewaretoken": token}
+    )
+
+    assert response.status_code == 302
+    assert browser.session["currency"] == "EUR"
+
+
+def test_a_cached_page_sends_the_switcher_back_to_the_address_asked_for(client, catalog):
+    package = make_package(catalog=catalog)
+    price = package.prices.get()
+    client.get(package_url(package) + f"?price={price.pk}")
+
+    html = client.get(package_url(package) + f"?price={price.pk}&utm=a<b").content.decode()
+
+    assert f'name="next" value="{package_url(package)}?price={price.pk}&amp;utm=a%3Cb"' in html
+
+
+def test_signed_in_customers_get_their_own_header_not_the_cached_one(client, customer, catalog):
+    make_package(catalog=catalog)
+    anonymous = client.get(catalog_url(catalog)).content.decode()
+    client.force_login(customer)
+
+    signed_in = client.get(catalog_url(catalog)).content.decode()
+
+    assert "Log in" in anonymous
+    assert "My account" in signed_in
+    assert "Log in" not in signed_in
+
+
+def test_a_waiting_message_is_shown_even_when_the_page_is_cached(rf, catalog):
+    from django.contrib.auth.models import AnonymousUser
+    from django.contrib.messages import add_message, constants
+    from django.contrib.messages.storage.fallback import FallbackStorage
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from storefront.views import catalog_detail
+
+    def visit(message=None):
+        request = rf.get(catalog_url(catalog))
+        request.session = SessionStore()
+        request.user = AnonymousUser()
+        request._messages = FallbackStorage(request)
+        if message:
+            add_message(request, constants.INFO, message)
+        return catalog_detail(request, catalog.slug).content.decode()
+
+    make_package(catalog=catalog)
+    visit()
+    visit()  # cached for plain visits by now
+
+    assert "Your order was placed." in visit("Your order was placed.")
+
+
+def test_compacting_keeps_preformatted_text_intact():
+    from storefront.responses import compact_html
+
+    html = "<div>\n    <p>a</p>\n\n    <pre>line\n    indented</pre>\n</div>"
+
+    assert compact_html(html) == "<div>\n<p>a</p>\n<pre>line\n    indented</pre>\n</div>"

@@ -1,0 +1,47 @@
+"""Builders for the order tests: a package priced in USD and EUR with one variant."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from djmoney.money import Money
+
+from catalog.models import Variant
+from tests.factories import (
+    PackageFactory,
+    PackagePriceAmountFactory,
+    PackagePriceFactory,
+    VariantOptionFactory,
+    VariantPriceAmountFactory,
+    VariantPriceFactory,
+)
+
+
+def usd(amount) -> Money:
+    return Money(Decimal(str(amount)), "USD")
+
+
+def shop_package(variant_code="region", **package_kwargs):
+    """“Monthly” at 10 USD / 9 EUR, setup 5 USD, signup 3 USD; a region variant (eu +2, us +1)."""
+    package = PackageFactory(**package_kwargs)
+    monthly = PackagePriceFactory(package=package, name="Monthly")
+    PackagePriceAmountFactory(
+        package_price=monthly, price=usd(10), setup_fee=usd(5), signup_fee=usd(3)
+    )
+    PackagePriceAmountFactory(package_price=monthly, price=Money(Decimal("9"), "EUR"))
+    region = VariantOptionFactory(variant__name="Region", variant__code=variant_code).variant
+    region.type = Variant.Type.SELECT
+    region.save()
+    eu = VariantOptionFactory(variant=region, name="Europe", value="eu")
+    us = VariantOptionFactory(variant=region, name="America", value="us")
+    region.options.exclude(pk__in=[eu.pk, us.pk]).delete()
+    VariantPriceAmountFactory(
+        variant_price=VariantPriceFactory(option=eu, name="Monthly"),
+        price=usd(2),
+        setup_fee=usd(1),
+    )
+    VariantPriceAmountFactory(
+        variant_price=VariantPriceFactory(option=us, name="Monthly"), price=usd(1)
+    )
+    package.variants.add(region)
+    return package, monthly, {"eu": eu, "us": us}

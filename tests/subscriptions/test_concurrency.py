@@ -1,0 +1,113 @@
+"""Stock and per-user limits under concurrent orders, on a real PostgreSQL server.
+
+Each thread has its own database connection (Django's are per thread), so
+these are real concurrent transactions racing for the same rows.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import connection
+
+from catalog.models import Package
+from subscriptions.models import Order, Service
+from subscriptions.services import order_place
+
+from .helpers import shop_package
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def race(calls) -> list[str]:
+    """Run the calls at once, each in its own thread and connection; their outcomes."""
+    barrier = threading.Barrier(len(calls))
+    outcomes: list[str] = [""] * len(calls)
+
+    def run(index, call):
+        try:
+            barrier.wait(timeout=30)
+            call()
+            outcomes[index] = "ok"
+        except ValidationError as error:
+            outcomes[index] = error.code
+        except Exception as error:  # surfaced in the assertion message
+            outcomes[index] = f"{type(error).__name__}: {error}"
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=pair) for pair in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return outcomes
+
+
+def customers(count: int):
+    User = get_user_model()
+    return [
+        User.objects.create_user(username=f"c{n}@example.com", email=f"c{n}@example.com")
+        for n in range(count)
+    ]
+
+
+def order_call(customer, package, price, option, **kwargs):
+    return lambda: order_place(
+        customer=customer, package=package, price=price, variant_options=[option],
+        quantity=1, currency="USD", checkout_fields={}, **kwargs,
+    )  # fmt: skip
+
+
+def test_forty_concurrent_orders_at_a_stock_of_ten_sell_exactly_ten():
+    assert connection.vendor == "postgresql"
+    package, monthly, options = shop_package(stock_qty=10)
+
+    outcomes = race([order_call(c, package, monthly, options["eu"]) for c in customers(40)])
+
+    assert outcomes.count("ok") == 10, outcomes
+    assert set(outcomes) == {"ok", "sold_out"}, outcomes
+    assert Package.objects.get(pk=package.pk).stock_qty == 0
+    assert Order.objects.count() == 10
+    assert Service.objects.filter(took_stock=True).count() == 10
+
+
+def test_with_oversell_every_order_passes_and_stock_stops_at_zero():
+    package, monthly, options = shop_package(stock_qty=10, oversell_enabled=True)
+
+    outcomes = race([order_call(c, package, monthly, options["eu"]) for c in customers(40)])
+
+    assert outcomes.count("ok") == 40, outcomes
+    assert Package.objects.get(pk=package.pk).stock_qty == 0
+    assert Service.objects.filter(took_stock=True).count() == 10
+
+
+def test_one_customer_double_submitting_cannot_pass_the_per_user_limit():
+    package, monthly, options = shop_package(per_user_limit=1)
+    (customer,) = customers(1)
+
+    outcomes = race(
+        [
+            order_call(customer, package, monthly, options["eu"], checkout_token=f"t{n}")
+            for n in range(10)
+        ]
+    )
+
+    assert outcomes.count("ok") == 1, outcomes
+    assert set(outcomes) == {"ok", "per_user_limit"}, outcomes
+    assert Service.objects.filter(customer=customer).count() == 1
+
+
+def test_the_same_checkout_submitted_twice_at_once_places_one_order():
+    package, monthly, options = shop_package()
+    (customer,) = customers(1)
+
+    outcomes = race(
+        [order_call(customer, package, monthly, options["eu"], checkout_token="same")] * 2
+    )
+
+    assert outcomes == ["ok", "ok"]
+    assert Order.objects.count() == 1

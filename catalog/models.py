@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.dispatch import Signal
 from django.urls import reverse
 from django.utils.text import slugify
 from djmoney.models.fields import MoneyField
@@ -115,7 +116,18 @@ class Catalog(models.Model):
             self.slug = slugify(self.name)[:120]
 
 
+# Sent after QuerySet.update() changed packages, which sends no post_save: stock
+# is written that way under row locks, and the storefront's page cache must know.
+packages_updated = Signal()
+
+
 class PackageQuerySet(models.QuerySet):
+    def update(self, **kwargs) -> int:
+        rows = super().update(**kwargs)
+        if rows:
+            packages_updated.send(sender=self.model)
+        return rows
+
     def active(self):
         return self.filter(status=Package.Status.ACTIVE)
 
@@ -636,7 +648,12 @@ class PackagePriceAmount(PriceAmount):
             errors.update(error.message_dict)
         if self.signup_fee is not None and self.signup_fee.amount < 0:
             errors["signup_fee"] = "The signup fee cannot be negative."
-        option = self.package_price if self.package_price_id else None
+        # A new row of the admin's pricing form belongs to an option not saved yet.
+        option = (
+            self.package_price
+            if self.package_price_id or PackagePriceAmount.package_price.is_cached(self)
+            else None
+        )
         if option is not None:
             if option.is_free:
                 errors["price"] = "A free pricing option has no amounts."

@@ -2,8 +2,14 @@
 
 Rendering a catalog of hundreds of packages costs far more than Django's own
 request handling, so pages are cached. A cached page is only ever found under
-the token that was current when it was built; an edit replaces the token in
-its own transaction, so the next request (in any worker) builds a fresh page.
+the token that was current when it was built; every catalog edit replaces the
+token as its transaction commits (before the editor's response is sent), so
+the next request, in any worker on any machine, builds a fresh page.
+
+The token is replaced after the commit rather than inside the transaction:
+inside, every order taking stock would hold the one version row locked until
+it commits, serializing all orders and risking deadlocks with transactions
+that lock several packages.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils.translation import get_language
 
@@ -35,18 +41,30 @@ def current_version() -> str | None:
     return row[0] if row else None
 
 
-def catalog_changed(**kwargs: Any) -> None:
-    """Invalidate every cached storefront page.
+def catalog_changed() -> None:
+    """Invalidate every cached storefront page, now.
 
-    Connected to every catalog model's save and delete signals. Call it after
-    writes that send no signals (QuerySet.update, bulk_create) when customers
-    should see them at once, e.g. a stock count changed with an F() update.
+    Catalog saves, deletes and package QuerySet.update() (how stock is
+    taken) already do it when their transaction commits. Call it after other
+    writes that send no signal (bulk_create, update() of prices), preferably
+    through `transaction.on_commit(catalog_changed)`.
     """
-    if kwargs.get("signal") is m2m_changed and not kwargs.get("action", "").startswith("post_"):
-        return
     token = uuid.uuid4().hex
     if not CatalogVersion.objects.filter(pk=VERSION_PK).update(token=token):
         CatalogVersion.objects.update_or_create(pk=VERSION_PK, defaults={"token": token})
+
+
+def catalog_changed_on_commit(**signal_kwargs: Any) -> None:
+    """Signal receiver: replace the token once the current transaction commits."""
+    action = signal_kwargs.get("action")
+    if action is not None and not action.startswith("post_"):  # m2m_changed's pre_* calls
+        return
+    pending = transaction.get_connection().run_on_commit
+    # Once per transaction, however many rows it writes (run_on_commit holds
+    # (savepoint ids, callback, robust) entries).
+    if any(entry[1] is catalog_changed for entry in pending):
+        return
+    transaction.on_commit(catalog_changed)
 
 
 def connect_signals() -> None:
@@ -68,13 +86,18 @@ def connect_signals() -> None:
         catalog_models.PackageQuota,
     ]
     for sender in senders:
-        post_save.connect(catalog_changed, sender=sender, dispatch_uid=f"storefront-{sender}-save")
-        post_delete.connect(
-            catalog_changed, sender=sender, dispatch_uid=f"storefront-{sender}-delete"
+        post_save.connect(
+            catalog_changed_on_commit, sender=sender, dispatch_uid=f"storefront-{sender}-save"
         )
+        post_delete.connect(
+            catalog_changed_on_commit, sender=sender, dispatch_uid=f"storefront-{sender}-delete"
+        )
+    catalog_models.packages_updated.connect(
+        catalog_changed_on_commit, dispatch_uid="storefront-package-update"
+    )
     for through in (catalog_models.Package.variants.through, catalog_models.PackageScaling):
         m2m_changed.connect(
-            catalog_changed, sender=through, dispatch_uid=f"storefront-{through}-m2m"
+            catalog_changed_on_commit, sender=through, dispatch_uid=f"storefront-{through}-m2m"
         )
 
 

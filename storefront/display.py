@@ -94,7 +94,7 @@ def quota_reset_text(quota: Quota) -> str:
     return "" if quota.reset_period == Quota.Reset.NEVER else f"per {quota.reset_period}"
 
 
-def quota_text(value: PackageQuota, package: Package) -> str:
+def quota_text(value: PackageQuota) -> str:
     """“100 GB”, “unlimited”, “40 hours per month”."""
     label = value.limit_label
     reset = quota_reset_text(value.quota)

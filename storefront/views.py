@@ -14,7 +14,7 @@ from django.utils.html import strip_tags
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from catalog.fields import sanitize_html
 from catalog.models import Package, Variant
@@ -34,13 +34,13 @@ def _meta_description(html: str) -> str:
 
 def _body(template: str, context: dict) -> str:
     # Rendered without the request, so nothing personal can reach a cached page.
-    return mark_safe(compact_html(render_to_string(template, context)))  # noqa: S308
+    return mark_safe(compact_html(render_to_string(template, context)))
 
 
 # --- index ------------------------------------------------------------------
 
 
-@require_GET
+@require_safe
 def store_index(request):
     currency = get_currency(request)
     return storefront_response(request, ("index", currency), lambda: _index_page(currency))
@@ -72,7 +72,7 @@ def _index_page(currency: str) -> dict:
 # --- catalog ----------------------------------------------------------------
 
 
-@require_GET
+@require_safe
 def catalog_detail(request, catalog_slug):
     currency = get_currency(request)
     return storefront_response(
@@ -131,7 +131,7 @@ def _comparison_cell(kind: str, value, package: Package) -> dict:
             }
         return {"text": value.value, "mark": "", "note": ""}
     return {
-        "text": display.quota_text(value, package),
+        "text": display.quota_text(value),
         "mark": "",
         "note": display.overage_text(value, package),
     }
@@ -140,7 +140,7 @@ def _comparison_cell(kind: str, value, package: Package) -> dict:
 # --- package ----------------------------------------------------------------
 
 
-@require_GET
+@require_safe
 def package_detail(request, catalog_slug, package_slug):
     currency = get_currency(request)
     requested = request.GET.get("price", "")
@@ -225,6 +225,7 @@ def _package_page(
     variants = selectors.offered_variants(package, selected, currency)
     quantity_max = _quantity_max(package)
     quantity = min(quantity or 1, quantity_max or quantity or 1)
+    scaling_targets = selectors.customer_scaling_targets(package)
     context = {
         "catalog": catalog,
         "package": package,
@@ -242,6 +243,8 @@ def _package_page(
         ],
         "selected": selected,
         "trial": display.trial_text(package),
+        "trial_badge": display.trial_badge(package),
+        "stock_badge": display.stock_badge(package),
         "features": [
             {"name": value.feature.name, "text": display.feature_value(value), "value": value}
             for value in package.features.all()
@@ -249,7 +252,7 @@ def _package_page(
         "quotas": [
             {
                 "name": value.quota.name,
-                "text": display.quota_text(value, package),
+                "text": display.quota_text(value),
                 "overage": display.overage_text(value, package),
             }
             for value in package.quotas.all()
@@ -272,11 +275,11 @@ def _package_page(
                     selectors.starting_offer(target, currency), currency
                 ),
             }
-            for target in selectors.customer_scaling_targets(package)
+            for target in scaling_targets
         ],
         "checkout_url": _checkout_url(catalog.slug, package.slug),
         "page_url": reverse("storefront:package", args=[catalog.slug, package.slug]),
-        "script_data": _script_data(package, selected, currency),
+        "script_data": _script_data(package, selected, currency, scaling_targets),
     }
     return {
         "title": f"{package.name} – {catalog.name} – {STORE_NAME}",
@@ -303,7 +306,7 @@ def _variant_field(item: selectors.OfferedVariant, selected, chosen: dict) -> di
     return {"variant": item.variant, "field": f"variant_{item.variant.code}", "choices": choices}
 
 
-def _script_data(package: Package, selected, currency: str) -> dict:
+def _script_data(package: Package, selected, currency: str, scaling_targets: list) -> dict:
     """Every price in every store currency, so the page's script can switch in place.
 
     Figures are formatted here, as the page formats them, for the active locale.
@@ -349,7 +352,15 @@ def _script_data(package: Package, selected, currency: str) -> dict:
                 }
             )
     no_price = selectors.package_orderability(package, currency)
+    scaling = {
+        str(target.pk): {
+            code: display.starting_price_text(selectors.starting_offer(target, code), code)
+            for code in currencies
+        }
+        for target in scaling_targets
+    }
     return {
+        "scaling": scaling,
         "currency": currency,
         "selected": selected.pk if selected else None,
         "prices": data_prices,

@@ -61,6 +61,12 @@
     document.querySelectorAll("[data-currency-code]").forEach(function (node) {
       node.textContent = currency;
     });
+    document.querySelectorAll("[data-scaling-price]").forEach(function (node) {
+      var prices = data.scaling[node.getAttribute("data-scaling-price")];
+      if (prices && prices[currency]) {
+        node.textContent = prices[currency];
+      }
+    });
   }
 
   // Only options with a variant price named like the chosen pricing option,

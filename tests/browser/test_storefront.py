@@ -7,6 +7,7 @@ from django.urls import reverse
 from djmoney.money import Money
 
 from catalog.models import Variant
+from catalog.services import package_set_scaling_targets
 from tests.factories import (
     CatalogFactory,
     PackagePriceAmountFactory,
@@ -36,6 +37,10 @@ def vps():
     snapshots = VariantOptionFactory(variant=os_variant, name="Snapshots")
     variant_price(snapshots, "Annual", USD="20.00", EUR="18.00")
     package.variants.add(os_variant)
+    bigger = make_package(
+        catalog=catalog, name="VPS L", tier=3, amounts=(("USD", "24.00"), ("EUR", "22.00"))
+    )
+    package_set_scaling_targets(package=package, targets=[bigger])
     return package, annual
 
 
@@ -73,6 +78,7 @@ def test_switching_pricing_option_and_currency_updates_variant_prices_in_place(
     ]
     price_text = page.locator(f'[data-price-option="{annual.pk}"] [data-price-text]')
     assert price_text.inner_text() == "110.00\xa0EUR / year"
+    assert page.locator("[data-scaling-price]").inner_text() == "from 22.00\xa0EUR / month"
     assert page.evaluate("window.notReloaded") is True  # all of it without a reload
     assert page.locator("[data-order-button]").is_enabled()
 

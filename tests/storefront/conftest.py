@@ -5,6 +5,7 @@ from django.core.cache import cache
 from djmoney.money import Money
 
 from catalog.models import Variant
+from storefront.cache import catalog_changed
 from tests.factories import (
     CatalogFactory,
     PackagePriceAmountFactory,
@@ -26,7 +27,14 @@ def empty_page_cache():
 
 @pytest.fixture
 def catalog(db):
-    return CatalogFactory(name="Video services", slug="video")
+    """A catalog, with a catalog version recorded so that pages are served from the cache.
+
+    Inside a test's transaction nothing commits, so edits do not replace the
+    version: tests that edit between requests use a transactional database.
+    """
+    catalog = CatalogFactory(name="Video services", slug="video")
+    catalog_changed()
+    return catalog
 
 
 @pytest.fixture

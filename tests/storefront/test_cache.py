@@ -1,18 +1,23 @@
-"""Cached pages: a catalog edit shows on the very next request."""
+"""Cached pages: a catalog edit shows on the very next request.
+
+These tests commit for real (a transactional database): the version token is
+replaced as an edit's transaction commits.
+"""
 
 from __future__ import annotations
 
 import pytest
+from django.db.models import F
 from django.urls import reverse
 from djmoney.money import Money
 
 from catalog.models import Package, PackagePriceAmount
 from storefront.cache import catalog_changed, current_version
-from tests.factories import VariantFactory, VariantOptionFactory
+from tests.factories import CatalogFactory, VariantFactory, VariantOptionFactory
 
 from .helpers import make_package, variant_price
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def catalog_url(catalog):
@@ -87,14 +92,25 @@ def test_deleting_a_package_shows_on_the_next_request(client, catalog):
     assert "Doomed" not in client.get(catalog_url(catalog)).content.decode()
 
 
-def test_writes_without_signals_show_once_catalog_changed_is_called(client, catalog):
+def test_stock_taken_with_a_queryset_update_shows_on_the_next_request(client, catalog):
     package = make_package(catalog=catalog, stock_qty=5)
     assert "5 left" in client.get(catalog_url(catalog)).content.decode()
 
-    Package.objects.filter(pk=package.pk).update(stock_qty=2)
+    Package.objects.filter(pk=package.pk).update(stock_qty=F("stock_qty") - 5)
+
+    listing = client.get(catalog_url(catalog)).content.decode()
+    assert "5 left" not in listing
+    assert "Sold out" in listing
+
+
+def test_other_writes_without_signals_show_once_catalog_changed_is_called(client, catalog):
+    package = make_package(catalog=catalog, amounts=(("USD", "9.00"),))
+    assert "9.00\xa0USD" in client.get(package_url(package)).content.decode()
+
+    PackagePriceAmount.objects.filter(package_price__package=package).update(price=7)
     catalog_changed()
 
-    assert "2 left" in client.get(catalog_url(catalog)).content.decode()
+    assert "7.00\xa0USD / month" in client.get(package_url(package)).content.decode()
 
 
 def test_every_edit_replaces_the_version_token(catalog):
@@ -162,6 +178,7 @@ def test_signed_in_customers_get_their_own_header_not_the_cached_one(client, cus
     assert "Log in" in anonymous
     assert "My account" in signed_in
     assert "Log in" not in signed_in
+    assert '<li class="package-card">' in signed_in  # the cached body, not escaped
 
 
 def test_a_waiting_message_is_shown_even_when_the_page_is_cached(rf, catalog):
@@ -194,3 +211,22 @@ def test_compacting_keeps_preformatted_text_intact():
     html = "<div>\n    <p>a</p>\n\n    <pre>line\n    indented</pre>\n</div>"
 
     assert compact_html(html) == "<div>\n<p>a</p>\n<pre>line\n    indented</pre>\n</div>"
+
+
+@pytest.mark.django_db(transaction=False)
+def test_a_transaction_replaces_the_version_once_as_it_commits(
+    django_capture_on_commit_callbacks,
+):
+    catalog_changed()
+    before = current_version()
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        catalog = CatalogFactory()
+        make_package(catalog=catalog)
+        make_package(catalog=catalog)
+        Package.objects.update(stock_qty=3)
+        assert current_version() == before  # nothing replaced inside the transaction
+
+    assert len(callbacks) == 1
+    callbacks[0]()
+    assert current_version() not in (None, before)

@@ -43,6 +43,12 @@ class TestCatalogs:
         assert "Partner VPS" in page.content.decode()
         assert '<meta name="robots" content="noindex">' in page.content.decode()
 
+    def test_pages_answer_head_requests(self, client, catalog):
+        package = make_package(catalog=catalog)
+
+        for url in (reverse("storefront:index"), catalog_url(catalog), package_url(package)):
+            assert client.head(url).status_code == 200
+
     def test_an_unknown_catalog_is_a_friendly_404(self, client):
         response = client.get("/store/no-such-catalog/")
 

@@ -81,13 +81,13 @@ def _video_catalog(manual: ManualInstance) -> None:
         for i, (code, name, unit, reset) in enumerate(VIDEO_QUOTAS)
     }
     offers = [
-        # service type, tier, name, monthly USD, monthly EUR, participants, storage, premium
-        (ServiceType.MEET, "Meet", "12.00", "11.00", "14.00", "13.00", 50, 300),
-        (ServiceType.WEBINAR, "Webinar", "39.00", "36.00", "49.00", "45.00", 500, 1000),
-        (ServiceType.LIVE, "Live", "59.00", "54.00", "79.00", "72.00", 5000, 5000),
+        # service type, name, Standard monthly USD and EUR (Premium is twice), participants
+        (ServiceType.MEET, "Meet", "12.00", "11.00", 50, 300),
+        (ServiceType.WEBINAR, "Webinar", "39.00", "36.00", 500, 1000),
+        (ServiceType.LIVE, "Live", "59.00", "54.00", 1000, 5000),
     ]
     sort = 0
-    for service_type, label, std_usd, std_eur, _, _, participants, premium_participants in offers:
+    for service_type, label, std_usd, std_eur, participants, premium_participants in offers:
         for tier, level in ((1, "Standard"), (2, "Premium")):
             premium = tier == 2
             usd = Decimal(std_usd) * (2 if premium else 1)

@@ -34,7 +34,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 HOST = "127.0.0.1"
 PACKAGES = 200
-CATALOG_SLUG = "bench"
+CATALOG_SLUG = "catalog-0"  # load_large_catalog's main catalog
 PACKAGE_SLUG = "package-1"
 
 
@@ -45,135 +45,14 @@ def load_catalog() -> None:
     import django
 
     django.setup()
-    from decimal import Decimal
-
     from django.db import transaction
-    from djmoney.money import Money
 
-    from catalog.models import (
-        Catalog,
-        Feature,
-        Package,
-        PackageFeature,
-        PackagePrice,
-        PackagePriceAmount,
-        PackageQuota,
-        PackageScaling,
-        Quota,
-        ServiceType,
-        Variant,
-        VariantOption,
-        VariantPrice,
-        VariantPriceAmount,
-    )
+    from catalog.demo import load_large_catalog
     from storefront.cache import catalog_changed
 
-    names = ["Monthly", "Quarterly", "Annual"]
     with transaction.atomic():
-        catalogs = Catalog.objects.bulk_create(
-            [
-                Catalog(
-                    name="Bench services",
-                    slug=CATALOG_SLUG,
-                    description="<p>Two hundred packages to compare.</p>",
-                ),
-                Catalog(name="Other services", slug="other", sort_order=1),
-            ]
-        )
-        packages = Package.objects.bulk_create(
-            Package(
-                catalog=catalogs[0] if i < PACKAGES else catalogs[1],
-                name=f"Package {i}",
-                slug=f"package-{i}",
-                service_type=ServiceType.MEET,
-                status=Package.Status.ACTIVE,
-                short_description=f"Meetings for up to {10 * (i + 1)} participants.",
-                description=f"<p>Package <strong>{i}</strong>, browser based.</p>",
-                tier=i % 5,
-                stock_qty=[-1, 25, 3, 0][i % 4],
-                trial_period=14 if i % 2 else 0,
-                overages_enabled=bool(i % 2),
-                per_user_limit=3,
-                allow_quantity=Package.Quantity.MULTIPLE,
-                sort_order=i,
-            )
-            for i in range(PACKAGES + 5)
-        )
-        prices = PackagePrice.objects.bulk_create(
-            PackagePrice(
-                package=package,
-                name=name,
-                time_interval=(1, 3, 12)[n],
-                billing_period="month",
-                sort_order=n,
-            )
-            for package in packages
-            for n, name in enumerate(names)
-        )
-        PackagePriceAmount.objects.bulk_create(
-            PackagePriceAmount(
-                package_price=price,
-                price=Money(Decimal(9 + price.pk % 90) * factor, currency),
-                setup_fee=Money(Decimal(price.pk % 3), currency),
-                signup_fee=Money(0, currency),
-            )
-            for price in prices
-            for currency, factor in (("USD", 1), ("EUR", Decimal("0.92")))
-        )
-        features = Feature.objects.bulk_create(
-            Feature(code=f"feature-{i}", name=f"Feature {i}", sort_order=i) for i in range(6)
-        )
-        quotas = Quota.objects.bulk_create(
-            Quota(code=f"quota-{i}", name=f"Quota {i}", unit="GB", sort_order=i) for i in range(4)
-        )
-        PackageFeature.objects.bulk_create(
-            PackageFeature(package=p, feature=f, value="yes" if (p.pk + f.pk) % 2 else "no")
-            for p in packages
-            for f in features
-        )
-        PackageQuota.objects.bulk_create(
-            PackageQuota(
-                package=p,
-                quota=q,
-                limit=None if q.sort_order == 0 else 100 * (p.pk % 7 + 1),
-                overage_price=Money("0.10", "USD") if p.overages_enabled else None,
-            )
-            for p in packages
-            for q in quotas
-        )
-        variants = Variant.objects.bulk_create(
-            Variant(name=f"Variant {i}", code=f"variant-{i}", type=list(Variant.Type)[i % 3])
-            for i in range(3)
-        )
-        options = VariantOption.objects.bulk_create(
-            VariantOption(variant=v, name=f"Option {i}", value=f"value-{i}")
-            for v in variants
-            for i in range(4)
-        )
-        variant_prices = VariantPrice.objects.bulk_create(
-            VariantPrice(option=o, name=name) for o in options for name in names
-        )
-        VariantPriceAmount.objects.bulk_create(
-            VariantPriceAmount(
-                variant_price=vp,
-                price=Money(Decimal(vp.pk % 4), currency),
-                setup_fee=Money(0, currency),
-            )
-            for vp in variant_prices
-            for currency in ("USD", "EUR")
-        )
-        Package.variants.through.objects.bulk_create(
-            Package.variants.through(package_id=p.pk, variant_id=v.pk)
-            for p in packages
-            for v in variants
-        )
-        featured = packages[1]
-        PackageScaling.objects.bulk_create(
-            PackageScaling(from_package=featured, to_package=target)
-            for target in packages[:20]
-            if target != featured
-        )
-        catalog_changed()  # bulk writes send no signals
+        load_large_catalog(packages=PACKAGES)
+        transaction.on_commit(catalog_changed)  # bulk writes send no signals
 
 
 # --- the load generator ------------------------------------------------------

@@ -17,6 +17,7 @@ from .models import (
     PackagePrice,
     PackagePriceAmount,
     PackageQuota,
+    PackageScaling,
     PriceType,
     Quota,
     ServiceType,
@@ -286,3 +287,116 @@ def load_demo() -> bool:
     _video_catalog(manual)
     _vps_catalog(webhook)
     return True
+
+
+LARGE_CATALOG_PRICE_NAMES = ["Monthly", "Quarterly", "Annual"]
+
+
+def load_large_catalog(*, packages: int) -> tuple[Catalog, Package]:
+    """`packages` packages in one catalog, more catalogs, and every related row there can be.
+
+    For query-count tests and benchmarks; returns the main catalog and a package
+    that uses every feature (prices, variants, scaling targets).
+
+    Written with bulk_create: building 200 packages one save at a time would
+    make tests and benchmarks slow, not more telling.
+    """
+    catalogs = Catalog.objects.bulk_create(
+        Catalog(name=f"Catalog {i}", slug=f"catalog-{i}", sort_order=i)
+        for i in range(max(2, packages // 20))
+    )
+    main = catalogs[0]
+    rows = Package.objects.bulk_create(
+        Package(
+            catalog=catalogs[0] if i < packages else catalogs[i - packages + 1],
+            name=f"Package {i}",
+            slug=f"package-{i}",
+            service_type=ServiceType.MEET,
+            status=Package.Status.ACTIVE,
+            short_description=f"Package number {i}.",
+            tier=i % 5,
+            stock_qty=[-1, 3, 0][i % 3],
+            trial_period=14 if i % 2 else 0,
+            overages_enabled=bool(i % 2),
+            sort_order=i,
+        )
+        for i in range(packages + len(catalogs) - 1)
+    )
+    prices = PackagePrice.objects.bulk_create(
+        PackagePrice(
+            package=package,
+            name=name,
+            time_interval=1 + n,
+            billing_period="month",
+            sort_order=n,
+            enabled=n < 2 or package.pk % 2 == 0,
+        )
+        for package in rows
+        for n, name in enumerate(LARGE_CATALOG_PRICE_NAMES)
+    )
+    PackagePriceAmount.objects.bulk_create(
+        PackagePriceAmount(
+            package_price=price,
+            price=Money(Decimal(5 + price.pk % 50), currency),
+            setup_fee=Money(Decimal(price.pk % 3), currency),
+            signup_fee=Money(0, currency),
+        )
+        for price in prices
+        for currency in ("USD", "EUR")
+    )
+    features = Feature.objects.bulk_create(
+        Feature(code=f"feature-{i}", name=f"Feature {i}", sort_order=i) for i in range(4)
+    )
+    quotas = Quota.objects.bulk_create(
+        Quota(code=f"quota-{i}", name=f"Quota {i}", unit="GB", sort_order=i) for i in range(3)
+    )
+    PackageFeature.objects.bulk_create(
+        PackageFeature(package=package, feature=feature, value="yes" if package.pk % 2 else "no")
+        for package in rows
+        for feature in features
+    )
+    PackageQuota.objects.bulk_create(
+        PackageQuota(
+            package=package,
+            quota=quota,
+            limit=None if quota.sort_order == 0 else 100,
+            overage_price=Money("0.10", "USD") if package.overages_enabled else None,
+        )
+        for package in rows
+        for quota in quotas
+    )
+    variants = Variant.objects.bulk_create(
+        Variant(name=f"Variant {i}", code=f"variant-{i}", type=list(Variant.Type)[i % 3])
+        for i in range(5)
+    )
+    options = VariantOption.objects.bulk_create(
+        VariantOption(variant=variant, name=f"Option {i}", value=f"value-{i}")
+        for variant in variants
+        for i in range(4)
+    )
+    variant_prices = VariantPrice.objects.bulk_create(
+        VariantPrice(option=option, name=name)
+        for option in options
+        for name in LARGE_CATALOG_PRICE_NAMES
+    )
+    VariantPriceAmount.objects.bulk_create(
+        VariantPriceAmount(
+            variant_price=variant_price,
+            price=Money(Decimal(variant_price.pk % 4), currency),
+            setup_fee=Money(0, currency),
+        )
+        for variant_price in variant_prices
+        for currency in ("USD", "EUR")
+    )
+    featured = rows[1]
+    Package.variants.through.objects.bulk_create(
+        Package.variants.through(package_id=package.pk, variant_id=variant.pk)
+        for package in rows
+        for variant in variants
+    )
+    PackageScaling.objects.bulk_create(
+        PackageScaling(from_package=featured, to_package=target)
+        for target in rows
+        if target != featured
+    )
+    return main, featured

@@ -28,16 +28,23 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
-class SnapshotAdmin(admin.ModelAdmin):
-    """Orders, invoices and payments are records: staff act on them, never edit them."""
+class RecordAdmin(admin.ModelAdmin):
+    """Records staff act on through actions, never add, edit or delete by hand."""
 
     def has_add_permission(self, request):
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_delete_permission(self, request, obj=None):
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+
+class SnapshotAdmin(RecordAdmin):
+    """Orders, invoices and payments: what was sold, as it was sold."""
+
+    def has_change_permission(self, request, obj=None):
         return False
 
 
@@ -124,7 +131,7 @@ class ProvisioningJobInline(ReadOnlyInline):
 
 
 @admin.register(Service)
-class ServiceAdmin(admin.ModelAdmin):
+class ServiceAdmin(RecordAdmin):
     list_display = ["__str__", "customer", "status", "needs_attention", "provisioning_error",
                     "remote_id", "next_due_at"]  # fmt: skip
     list_filter = ["needs_attention", "status", "currency"]
@@ -132,15 +139,6 @@ class ServiceAdmin(admin.ModelAdmin):
     list_select_related = ["customer"]
     inlines = [ProvisioningJobInline]
     actions = ["retry_provisioning", "complete_manual", "suspend", "unsuspend", "terminate"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
 
     @admin.action(description="Retry failed provisioning")
     def retry_provisioning(self, request, queryset):
@@ -175,22 +173,13 @@ class ServiceAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProvisioningJob)
-class ProvisioningJobAdmin(admin.ModelAdmin):
+class ProvisioningJobAdmin(RecordAdmin):
     list_display = ["__str__", "status", "attempts", "last_error", "next_attempt_at",
                     "created_at"]  # fmt: skip
     list_filter = ["status", "action"]
     search_fields = ["service__package_name", "service__customer__email", "idempotency_key"]
     list_select_related = ["service"]
     actions = ["retry", "complete"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
 
     @admin.action(description="Retry selected failed jobs")
     def retry(self, request, queryset):

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 DB_NAME = "bench_checkout"
 
 
-def start_private_postgres(port: int) -> tuple[str, callable]:
+def start_private_postgres(port: int) -> tuple[str, Callable[[], None]]:
     bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
     if not bins:
         sys.exit(

@@ -67,15 +67,13 @@ class CachedChoicesInline(admin.TabularInline):
 class CurrencyAmountsInline(admin.TabularInline):
     """Rows whose form adds price columns for each store currency (see CurrencyAmountsForm)."""
 
-    model_fields: list[str] = []
-
     def get_fields(self, request, obj=None):
-        return [*self.model_fields, *amount_field_names(self.form.amount_parts)]
+        return [*self.form._meta.fields, *amount_field_names(self.form.amount_parts)]
 
     def get_formset(self, request, obj=None, **kwargs):
         # The form adds the amount fields itself, per store currency; the
         # formset factory only knows the model's fields.
-        kwargs.setdefault("fields", self.model_fields)
+        kwargs.setdefault("fields", self.form._meta.fields)
         return super().get_formset(request, obj, **kwargs)
 
 
@@ -87,7 +85,6 @@ class PackagePriceInline(CurrencyAmountsInline):
     verbose_name = "pricing option"
     form = PackagePriceInlineForm
     formset = PackagePriceFormSet
-    model_fields = ["name", "type", "time_interval", "billing_period", "enabled", "sort_order"]
     extra = 1
     tab = "pricing"
 
@@ -399,7 +396,6 @@ class VariantAdmin(admin.ModelAdmin):
 class VariantPriceInline(CurrencyAmountsInline):
     model = VariantPrice
     form = VariantPriceInlineForm
-    model_fields = ["name"]
     extra = 1
 
     def get_queryset(self, request):

@@ -15,7 +15,6 @@ from decimal import Decimal
 from django import forms
 from django.conf import settings
 from django.contrib.admin.widgets import FilteredSelectMultiple
-from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, ValidationError
 from django.forms.models import BaseInlineFormSet
 from django.utils.html import format_html
@@ -154,10 +153,9 @@ def provider_instance_plugins() -> dict[str, str]:
 
     The page uses it to show the chosen instance's option fields in place.
     """
-    rows = ProviderInstance.objects.non_polymorphic().values_list("pk", "polymorphic_ctype_id")
     return {
-        str(pk): ContentType.objects.get_for_id(ctype_id).model_class().plugin_key
-        for pk, ctype_id in rows
+        str(instance.pk): instance.plugin.key
+        for instance in ProviderInstance.objects.non_polymorphic()
     }
 
 

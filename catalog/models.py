@@ -88,6 +88,13 @@ def icon_upload_to(instance, filename: str) -> str:
     return f"icons/{type(instance).__name__.lower()}/{filename}"
 
 
+def fill_slug(instance) -> None:
+    # clean() calls this as well as save(): the slug-uniqueness check must see
+    # the slug that will be stored.
+    if not instance.slug and instance.name:
+        instance.slug = slugify(instance.name)[:120]
+
+
 class Catalog(models.Model):
     class Status(models.TextChoices):
         VISIBLE = "visible", "Visible (listed in the store)"
@@ -107,13 +114,11 @@ class Catalog(models.Model):
         return self.name
 
     def save(self, *args, **kwargs):
-        if not self.slug:
-            self.slug = slugify(self.name)[:120]
+        fill_slug(self)
         super().save(*args, **kwargs)
 
     def clean(self) -> None:
-        if not self.slug and self.name:
-            self.slug = slugify(self.name)[:120]
+        fill_slug(self)
 
 
 # Sent after QuerySet.update() changed packages, which sends no post_save: stock
@@ -291,8 +296,7 @@ class Package(models.Model):
         return self.name
 
     def save(self, *args, **kwargs):
-        if not self.slug:
-            self.slug = slugify(self.name)[:120]
+        fill_slug(self)
         super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
@@ -336,29 +340,25 @@ class Package(models.Model):
         options.sort(key=lambda p: (p.sort_order, p.pk or 0))
         return options[0] if options else None
 
-    def _primary_amount(self) -> PackagePriceAmount | None:
-        primary = self.primary_price
-        return primary.amount_in(settings.BILLING_DEFAULT_CURRENCY) if primary else None
-
     @property
     def currency(self) -> str:
         return settings.BILLING_DEFAULT_CURRENCY
 
-    @property
-    def price(self) -> Money | None:
+    def _primary_money(self, part: str) -> Money | None:
+        """`part` of the primary option's amount in the default currency; zero when it has none."""
         primary = self.primary_price
         if primary is None:
             return None
-        amount = self._primary_amount()
-        return amount.price if amount else Money(0, self.currency)
+        amount = primary.amount_in(self.currency)
+        return getattr(amount, part) if amount else Money(0, self.currency)
+
+    @property
+    def price(self) -> Money | None:
+        return self._primary_money("price")
 
     @property
     def signup_fee(self) -> Money | None:
-        primary = self.primary_price
-        if primary is None:
-            return None
-        amount = self._primary_amount()
-        return amount.signup_fee if amount else Money(0, self.currency)
+        return self._primary_money("signup_fee")
 
     @property
     def periodicity(self) -> int | None:
@@ -374,8 +374,7 @@ class Package(models.Model):
 
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}
-        if not self.slug and self.name:
-            self.slug = slugify(self.name)[:120]
+        fill_slug(self)
         for field, label, limit in (
             ("trial", "trial", MAX_TRIAL_DAYS),
             ("grace", "grace period", MAX_GRACE_DAYS),
@@ -391,6 +390,8 @@ class Package(models.Model):
                     f"A {label} of {period} {interval}(s) is too long; "
                     f"the longest allowed is about {limit} days."
                 )
+        # The check constraints hold the same two rules, but report them for
+        # the whole form; these put the message next to the field.
         if self.stock_qty is not None and self.stock_qty < UNLIMITED:
             errors.setdefault("stock_qty", []).append(
                 "Stock must be 0 or more, or -1 for unlimited."
@@ -407,8 +408,6 @@ class Package(models.Model):
             raise ValidationError(errors)
 
     def _provisioning_errors(self) -> dict[str, list]:
-        from provisioning.registry import get_plugin
-
         instance = self.provider_instance
         errors: dict[str, list] = {}
         if not instance.is_active:
@@ -416,7 +415,7 @@ class Package(models.Model):
                 f"The provider instance “{instance}” is not active; activate it or choose another."
             ]
             return errors
-        plugin = get_plugin(instance.plugin_key)
+        plugin = instance.plugin
         if self.service_type and self.service_type not in plugin.service_types:
             errors["provider_instance"] = [
                 f"The {plugin.name} plugin cannot provision "
@@ -459,13 +458,24 @@ class PackageScaling(models.Model):
         return f"{self.from_package} → {self.to_package}"
 
 
+class PricedInCurrencies:
+    """A price with one amount row per store currency (related name `amounts`)."""
+
+    def amount_in(self, currency: str) -> PriceAmount | None:
+        # Reads the prefetched rows, so a page pays no query per price.
+        for amount in self.amounts.all():
+            if amount.currency == currency:
+                return amount
+        return None
+
+
 class PriceType(models.TextChoices):
     FREE = "free", "Free"
     ONETIME = "onetime", "One-time"
     RECURRING = "recurring", "Recurring"
 
 
-class PackagePrice(models.Model):
+class PackagePrice(PricedInCurrencies, models.Model):
     """A pricing option of a package (“Monthly”, “Annual”, “Free trial”)."""
 
     package = models.ForeignKey(Package, on_delete=models.CASCADE, related_name="prices")
@@ -528,12 +538,6 @@ class PackagePrice(models.Model):
             return self.billing_period
         return f"{self.time_interval} {self.billing_period}s"
 
-    def amount_in(self, currency: str) -> PackagePriceAmount | None:
-        for amount in self.amounts.all():
-            if amount.currency == currency:
-                return amount
-        return None
-
     def clean(self) -> None:
         errors = {}
         if self.type == PriceType.RECURRING:
@@ -559,6 +563,9 @@ class PriceAmount(models.Model):
 
     price = MoneyField(**MONEY_KWARGS)
     setup_fee = MoneyField(**MONEY_KWARGS, default=Decimal("0"))
+
+    # The money fields of a row, all in its one currency and never negative.
+    money_fields: tuple[str, ...] = ("price", "setup_fee")
 
     class Meta:
         abstract = True
@@ -592,16 +599,22 @@ class PriceAmount(models.Model):
         return str(self.price_currency)
 
     def clean(self) -> None:
-        errors = {}
+        errors: dict[str, list[str]] = {}
         stored = getattr(self, "_stored_currency", None)
         if self.pk and stored and str(stored) != self.currency:
-            errors["price"] = f"The currency of this amount is {stored}; it cannot be changed here."
+            errors.setdefault("price", []).append(
+                f"The currency of this amount is {stored}; it cannot be changed here."
+            )
         if self.currency not in settings.BILLING_CURRENCIES:
-            errors["price"] = f"{self.currency} is not one of the store's currencies."
-        for name in ("price", "setup_fee"):
+            errors.setdefault("price", []).append(
+                f"{self.currency} is not one of the store's currencies."
+            )
+        for name in self.money_fields:
             value = getattr(self, name)
             if value is not None and value.amount < 0:
-                errors[name] = f"The {name.replace('_', ' ')} cannot be negative."
+                errors.setdefault(name, []).append(
+                    f"The {name.replace('_', ' ')} cannot be negative."
+                )
         if errors:
             raise ValidationError(errors)
 
@@ -615,6 +628,8 @@ class PackagePriceAmount(PriceAmount):
         default=Decimal("0"),
         help_text="Charged once on the order, whatever the quantity.",
     )
+
+    money_fields = (*PriceAmount.money_fields, "signup_fee")
 
     class Meta(PriceAmount.Meta):
         ordering = ["id"]
@@ -641,13 +656,11 @@ class PackagePriceAmount(PriceAmount):
         return f"{self.package_price}: {self.price}"
 
     def clean(self) -> None:
-        errors = {}
+        errors: dict[str, list[str]] = {}
         try:
             super().clean()
         except ValidationError as error:
             errors.update(error.message_dict)
-        if self.signup_fee is not None and self.signup_fee.amount < 0:
-            errors["signup_fee"] = "The signup fee cannot be negative."
         # A new row of the admin's pricing form belongs to an option not saved yet.
         option = (
             self.package_price
@@ -656,9 +669,9 @@ class PackagePriceAmount(PriceAmount):
         )
         if option is not None:
             if option.is_free:
-                errors["price"] = "A free pricing option has no amounts."
+                errors.setdefault("price", []).append("A free pricing option has no amounts.")
             elif option.enabled and self.price is not None and self.price.amount <= 0:
-                errors["price"] = (
+                errors.setdefault("price", []).append(
                     "An enabled paid option needs a price above zero; "
                     "use a free option to give it away."
                 )
@@ -725,7 +738,7 @@ class VariantOption(models.Model):
         return None
 
 
-class VariantPrice(models.Model):
+class VariantPrice(PricedInCurrencies, models.Model):
     """What an option costs with the package pricing option of the same name."""
 
     option = models.ForeignKey(VariantOption, on_delete=models.CASCADE, related_name="prices")
@@ -745,12 +758,6 @@ class VariantPrice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.option} – {self.name}"
-
-    def amount_in(self, currency: str) -> VariantPriceAmount | None:
-        for amount in self.amounts.all():
-            if amount.currency == currency:
-                return amount
-        return None
 
 
 class VariantPriceAmount(PriceAmount):
@@ -830,10 +837,10 @@ class PackageFeature(models.Model):
             self.value = BOOLEAN_WORDS[value.lower()]
         elif kind == Feature.ValueType.NUMBER:
             try:
-                Decimal(value)
+                number = Decimal(value)
             except ArithmeticError:
-                raise ValidationError({"value": "Enter a number for this feature."}) from None
-            if not value or not Decimal(value).is_finite():
+                number = None
+            if number is None or not number.is_finite():
                 raise ValidationError({"value": "Enter a number for this feature."})
         elif not value:
             raise ValidationError({"value": "Enter the text shown for this feature."})

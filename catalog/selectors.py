@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from django.db.models import Prefetch
 
 from .models import Package, PackagePrice, Variant, VariantOption
 
 
-def unmatched_variant_pairs(*, package: Package) -> list[str]:
-    """Each (variant option, enabled pricing option) pair with no variant price of that name.
+def _unmatched_pairs(*, variant: Variant, package: Package) -> Iterator[tuple[VariantOption, str]]:
+    """Each (option of `variant`, enabled pricing option name of `package`) with no variant price.
 
     Customers cannot buy such an option with that pricing option, so staff
     are told about every pair instead of customers finding out at checkout.
     """
     price_names = [p.name for p in package.prices.all() if p.enabled]
-    warnings = []
-    for variant in package.variants.all():
-        for option in variant.options.all():
-            option_price_names = {price.name for price in option.prices.all()}
-            for name in price_names:
-                if name not in option_price_names:
-                    warnings.append(
-                        f"Variant “{variant.name}”, option “{option.name}” has no price named "
-                        f"“{name}”: customers cannot choose it with that pricing option."
-                    )
-    return warnings
+    for option in variant.options.all():
+        priced = {price.name for price in option.prices.all()}
+        for name in price_names:
+            if name not in priced:
+                yield option, name
+
+
+def unmatched_variant_pairs(*, package: Package) -> list[str]:
+    """The package page's view of the pairs: every variant it uses."""
+    return [
+        f"Variant “{variant.name}”, option “{option.name}” has no price named "
+        f"“{name}”: customers cannot choose it with that pricing option."
+        for variant in package.variants.all()
+        for option, name in _unmatched_pairs(variant=variant, package=package)
+    ]
 
 
 def package_for_warnings(pk: int) -> Package:
@@ -66,20 +72,13 @@ def package_warnings(*, package: Package) -> list[str]:
 
 
 def variant_unmatched_pairs(*, variant: Variant) -> list[str]:
-    """The variant page's view of the same rule: every package using it."""
+    """The variant page's view of the pairs: every package using it."""
     variant = Variant.objects.prefetch_related(
         Prefetch("options", queryset=VariantOption.objects.prefetch_related("prices")),
         Prefetch("packages", queryset=Package.objects.prefetch_related("prices")),
     ).get(pk=variant.pk)
-    warnings = []
-    for package in variant.packages.all():
-        for price in package.prices.all():
-            if not price.enabled:
-                continue
-            for option in variant.options.all():
-                if option.price_named(price.name) is None:
-                    warnings.append(
-                        f"Package “{package.name}”: option “{option.name}” has no price named "
-                        f"“{price.name}”."
-                    )
-    return warnings
+    return [
+        f"Package “{package.name}”: option “{option.name}” has no price named “{name}”."
+        for package in variant.packages.all()
+        for option, name in _unmatched_pairs(variant=variant, package=package)
+    ]

@@ -79,7 +79,6 @@ def package_set_scaling_targets(*, package: Package, targets: Iterable[Package])
 
 def _copy(instance, **changes):
     instance.pk = None
-    instance.id = None
     instance._state.adding = True
     for name, value in changes.items():
         setattr(instance, name, value)
@@ -134,8 +133,6 @@ def package_clone(*, package: Package) -> Package:
     PackageQuota.objects.bulk_create(_copy(quota, package=clone) for quota in quotas)
     clone.variants.set(variants)
     PackageScaling.objects.bulk_create(
-        PackageScaling(from_package=clone, to_package_id=target)
-        for target in targets
-        if target != clone.pk
+        PackageScaling(from_package=clone, to_package_id=target) for target in targets
     )
     return clone

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Count
 from django.http import HttpResponseRedirect
@@ -17,7 +16,6 @@ from polymorphic.admin import (
 from .forms import ProviderInstanceForm
 from .models import ManualInstance, ProviderInstance, WebhookInstance
 from .plugins.base import ConnectionResult
-from .registry import get_plugin
 
 
 def test_connection(instance: ProviderInstance) -> ConnectionResult:
@@ -76,9 +74,7 @@ class ProviderInstanceAdmin(PolymorphicParentModelAdmin):
 
     @admin.display(description="plugin")
     def plugin_name(self, instance: ProviderInstance) -> str:
-        # The list holds base rows: the content type names the subclass.
-        model = ContentType.objects.get_for_id(instance.polymorphic_ctype_id).model_class()
-        return get_plugin(model.plugin_key).name
+        return instance.plugin.name
 
     @admin.display(description="packages", ordering="package_count")
     def package_count(self, instance: ProviderInstance) -> int:

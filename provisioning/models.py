@@ -30,7 +30,9 @@ class ProviderInstance(PolymorphicModel):
     def plugin(self):
         from .registry import get_plugin
 
-        return get_plugin(self.plugin_key)
+        # A base row (admin list, non-polymorphic query) names its subclass
+        # by content type, read from Django's cache rather than the database.
+        return get_plugin(self.get_real_instance_class().plugin_key)
 
 
 class ManualInstance(ProviderInstance):

@@ -6,7 +6,7 @@ from django.db import models
 
 
 class CatalogVersion(models.Model):
-    """A single row whose token is replaced, in the same transaction, by every catalog edit.
+    """A single row whose token is replaced as every catalog edit commits (see cache.py).
 
     Cached storefront pages are keyed by the token, so an edit shows on the
     very next request in every worker process and on every machine, without

@@ -53,10 +53,6 @@ def scaling_target_filter() -> Q:
     return Q(status=Package.Status.ACTIVE, retired=False) & ~sold_out
 
 
-def is_scaling_target(package: Package) -> bool:
-    return package.is_active and not package.retired and not package.is_sold_out
-
-
 def visible_catalog_or_404(slug: str) -> Catalog:
     """A catalog by its slug: hidden catalogs are unlisted, yet their link works."""
     try:
@@ -146,6 +142,11 @@ def enabled_prices(package: Package) -> list[PackagePrice]:
     return prices
 
 
+def _positive(fee: Money | None) -> Money | None:
+    # A zero fee is stored like any other; customers are not told about it.
+    return fee if fee and fee.amount > 0 else None
+
+
 @dataclass(frozen=True)
 class Offer:
     """A pricing option as sold in one currency."""
@@ -164,13 +165,11 @@ class Offer:
 
     @property
     def setup_fee(self) -> Money | None:
-        fee = self.amount.setup_fee if self.amount else None
-        return fee if fee and fee.amount > 0 else None
+        return _positive(self.amount.setup_fee) if self.amount else None
 
     @property
     def signup_fee(self) -> Money | None:
-        fee = self.amount.signup_fee if self.amount else None
-        return fee if fee and fee.amount > 0 else None
+        return _positive(self.amount.signup_fee) if self.amount else None
 
 
 def offer(option: PackagePrice, currency: str) -> Offer:
@@ -182,13 +181,17 @@ def package_offers(package: Package, currency: str) -> list[Offer]:
     return [offer(option, currency) for option in enabled_prices(package)]
 
 
-def starting_offer(package: Package, currency: str) -> Offer | None:
-    """The cheapest paid option in `currency`, or a free option when nothing is paid."""
-    offers = [item for item in package_offers(package, currency) if item.is_available]
+def _cheapest(offers: list[Offer]) -> Offer | None:
+    """The cheapest paid offer, or the first free one when nothing is paid."""
     paid = [item for item in offers if item.amount is not None]
     if paid:
         return min(paid, key=lambda item: item.amount.price.amount)
     return offers[0] if offers else None
+
+
+def starting_offer(package: Package, currency: str) -> Offer | None:
+    """The package's "from ..." price in `currency`."""
+    return _cheapest([item for item in package_offers(package, currency) if item.is_available])
 
 
 def cheapest_offer(packages: list[Package], currency: str) -> Offer | None:
@@ -198,11 +201,7 @@ def cheapest_offer(packages: list[Package], currency: str) -> Offer | None:
         for package in packages
         if package_orderability(package, currency).orderable
     ]
-    offers = [item for item in offers if item is not None]
-    paid = [item for item in offers if item.amount is not None]
-    if paid:
-        return min(paid, key=lambda item: item.amount.price.amount)
-    return offers[0] if offers else None
+    return _cheapest([item for item in offers if item is not None])
 
 
 def selected_price(package: Package, currency: str, requested: str | None) -> PackagePrice | None:
@@ -235,20 +234,38 @@ class Reason:
     PRICE_NOT_PRICED = "The “{name}” option is not sold in {currency}."
 
 
+class Refusal(NamedTuple):
+    """Why an order cannot be placed: a stable code and a message for the customer."""
+
+    code: str
+    message: str
+
+
+def package_refusal(package: Package) -> Refusal | None:
+    """Why nobody may order `package` now, whatever they choose; None when they may.
+
+    Stock is read from the instance: the order service passes a row it has locked.
+    """
+    if not package.is_active:
+        return Refusal("not_available", Reason.INACTIVE)
+    if package.retired:
+        return Refusal("retired", Reason.RETIRED)
+    if package.is_sold_out:
+        return Refusal("sold_out", Reason.SOLD_OUT)
+    return None
+
+
 def package_orderability(
     package: Package, currency: str, price: PackagePrice | None = None
 ) -> Orderability:
     """Whether customers may order `package` in `currency` (and with `price`, when given).
 
-    The reason says why not, in words a customer understands. Stock is read
-    from the instance: the checkout must pass a row it has locked.
+    The reason says why not, in words a customer understands; the order
+    service applies the same rules (package_refusal, offer, variant_choice).
     """
-    if not package.is_active:
-        return Orderability(False, Reason.INACTIVE)
-    if package.retired:
-        return Orderability(False, Reason.RETIRED)
-    if package.is_sold_out:
-        return Orderability(False, Reason.SOLD_OUT)
+    refusal = package_refusal(package)
+    if refusal is not None:
+        return Orderability(False, refusal.message)
     options = enabled_prices(package)
     if not options:
         return Orderability(False, Reason.NO_PRICING)
@@ -277,8 +294,7 @@ class VariantChoice:
 
     @property
     def setup_fee(self) -> Money | None:
-        fee = self.amount.setup_fee
-        return fee if fee and fee.amount > 0 else None
+        return _positive(self.amount.setup_fee)
 
 
 @dataclass(frozen=True)
@@ -288,6 +304,7 @@ class OfferedVariant:
 
 
 def customer_variants(package: Package) -> list[Variant]:
+    """The package's variants customers see and may choose (works with any prefetch)."""
     return [
         variant
         for variant in package.variants.all()
@@ -330,7 +347,7 @@ def customer_scaling_targets(package: Package) -> list[Package]:
     targets = getattr(package, "customer_scaling_targets", None)
     if targets is None:
         targets = package.scalable_to.filter(scaling_target_filter()).select_related("catalog")
-    return [target for target in targets if is_scaling_target(target)]
+    return list(targets)
 
 
 # --- comparison -------------------------------------------------------------

@@ -7,13 +7,13 @@ a 404, never a 403 that would confirm it exists.
 from __future__ import annotations
 
 from django.db.models import Prefetch, QuerySet
-from django.http import Http404
+from django.http import QueryDict
 from django.shortcuts import get_object_or_404
 
 from catalog.models import Package, PackagePrice, VariantOption
 
 from .models import Invoice, Order, Service
-from .services import package_for_order
+from .services import packages_for_order
 
 
 def customer_orders(*, customer) -> QuerySet[Order]:
@@ -54,19 +54,15 @@ def customer_invoice_or_404(*, customer, pk: int) -> Invoice:
 
 def package_for_checkout_or_404(*, catalog_slug: str, package_slug: str) -> Package:
     """Draft and disabled packages do not exist for customers; retired ones say so at checkout."""
-    pk = (
-        Package.objects.active()
-        .filter(catalog__slug=catalog_slug, slug=package_slug)
-        .values_list("pk", flat=True)
-        .first()
+    return get_object_or_404(
+        packages_for_order().active(), catalog__slug=catalog_slug, slug=package_slug
     )
-    if pk is None:
-        raise Http404("No such package.")
-    return package_for_order(package_id=pk)
 
 
-def selection_from_data(*, package: Package, data) -> tuple[PackagePrice | None, list, int]:
-    """The pricing option, variant options and quantity a checkout form carries.
+def selection_from_data(
+    *, package: Package, data: QueryDict
+) -> tuple[PackagePrice | None, list[VariantOption], int]:
+    """The pricing option, variant options and quantity a checkout form (GET or POST) carries.
 
     Ids that do not belong to this package are still returned as stand-ins,
     so the order service is the one that refuses them, with its message.
@@ -83,22 +79,16 @@ def selection_from_data(*, package: Package, data) -> tuple[PackagePrice | None,
         if not key.startswith("variant_"):
             continue
         code = key.removeprefix("variant_")
-        for raw in data.getlist(key) if hasattr(data, "getlist") else [data[key]]:
-            if raw in ("", None):
+        variant = variants.get(code)
+        for raw in data.getlist(key):
+            if not raw:
                 continue
-            variant = variants.get(code)
             option = None
-            if variant is not None and str(raw).isdigit():
+            if variant is not None and raw.isdigit():
                 option = next((o for o in variant.options.all() if o.pk == int(raw)), None)
-            if option is None:
-                # Unknown to this package: the service refuses it by name.
-                option = (
-                    VariantOption.objects.filter(pk=int(raw)).first()
-                    if str(raw).isdigit()
-                    else None
-                )
-                option = option or VariantOption(pk=0, name=f"{code}={raw}")
-            options.append(option)
+            # Unknown to this package: a stand-in the service refuses by what was posted,
+            # never by reading another package's option (its name may not be public).
+            options.append(option or VariantOption(pk=0, name=f"{code}={raw}"))
     raw_quantity = str(data.get("quantity", "1") or "1").strip()
     quantity = int(raw_quantity) if raw_quantity.isdigit() else 0
     return price, options, quantity

@@ -1,7 +1,8 @@
 """Writes customers, staff and jobs make: orders, invoices, payments, service lifecycle.
 
 The order service trusts nothing the checkout form posted: every rule is
-checked again here, on rows read inside the order's transaction.
+checked again here, with the storefront's own rule functions, so a customer
+is refused exactly what the package page would not offer.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -20,8 +20,27 @@ from django.db.models import F, Prefetch, Sum
 from django.utils import timezone
 from djmoney.money import Money
 
-from catalog.models import Package, PackagePrice, Variant, VariantOption
+from catalog.models import (
+    Package,
+    PackagePrice,
+    PackageQuerySet,
+    PriceType,
+    Variant,
+    VariantOption,
+)
 from provisioning.registry import get_plugin
+from storefront.currency import is_store_currency
+from storefront.display import plural
+from storefront.selectors import (
+    Offer,
+    Reason,
+    VariantChoice,
+    customer_variants,
+    offer,
+    offered_variants,
+    package_refusal,
+    variant_choice,
+)
 
 from .jobs import provisioning_job_cancel_open, provisioning_job_enqueue
 from .models import (
@@ -90,30 +109,28 @@ class Quote:
     first_due_at: datetime | None = None
     quoted_at: datetime | None = None
 
-    def _sum(self, lines: Iterable[QuoteLine]) -> Money:
-        return sum((line.amount for line in lines), Money(0, self.currency))
+    def _sum(self, amounts: Iterable[Money]) -> Money:
+        return sum(amounts, Money(0, self.currency))
 
     @property
     def total_due_now(self) -> Money:
-        return self._sum(line for line in self.lines if line.due_now)
+        return self._sum(line.amount for line in self.lines if line.due_now)
 
     @property
     def recurring_total(self) -> Money:
-        return self._sum(line for line in self.lines if line.recurring)
+        return self._sum(line.amount for line in self.lines if line.recurring)
 
     @property
     def recurring_unit_amount(self) -> Money:
-        return self._sum(
-            QuoteLine(**{**line.__dict__, "quantity": 1}) for line in self.lines if line.recurring
-        )
+        """What one unit (one service) is charged every period."""
+        return self._sum(line.unit_amount for line in self.lines if line.recurring)
 
     @property
     def trial_label(self) -> str:
         if not self.trial_applies:
             return ""
         package = self.package
-        unit = package.trial_interval + ("s" if package.trial_period != 1 else "")
-        return f"{package.trial_period} {unit} ({package.get_trial_mode_display()})"
+        return f"{plural(package.trial_period, package.trial_interval)} ({package.get_trial_mode_display()})"
 
     @property
     def variants_snapshot(self) -> list[dict[str, str]]:
@@ -128,76 +145,79 @@ class Quote:
         ]
 
 
-def package_for_order(*, package_id: int) -> Package:
-    """The package with every price, variant and amount a quote reads, in a fixed number of queries."""
-    return (
-        Package.objects.select_related("catalog")
-        .prefetch_related(
-            Prefetch("prices", queryset=PackagePrice.objects.prefetch_related("amounts")),
-            Prefetch(
-                "variants",
-                queryset=Variant.objects.prefetch_related(
-                    Prefetch(
-                        "options",
-                        queryset=VariantOption.objects.prefetch_related("prices__amounts"),
-                    )
-                ),
+def packages_for_order() -> PackageQuerySet:
+    """Packages with every price, variant and amount a quote reads, in a fixed number of queries."""
+    return Package.objects.select_related("catalog").prefetch_related(
+        Prefetch("prices", queryset=PackagePrice.objects.prefetch_related("amounts")),
+        Prefetch(
+            "variants",
+            queryset=Variant.objects.prefetch_related(
+                Prefetch(
+                    "options",
+                    queryset=VariantOption.objects.prefetch_related("prices__amounts"),
+                )
             ),
-        )
-        .get(pk=package_id)
+        ),
     )
 
 
+def _read_for_order(package: Package) -> Package:
+    """`package` as packages_for_order() reads it; an instance it already read is reused.
+
+    Reuse saves the checkout's POST reading it all twice, and is safe: stock,
+    what orders race on, is read again under the package row's lock.
+    """
+    if "variants" in getattr(package, "_prefetched_objects_cache", {}):
+        return package
+    return packages_for_order().get(pk=package.pk)
+
+
 def _check_package(package: Package, quantity: int) -> None:
-    if not package.is_active:
-        raise refuse("This package is not available.", "not_available")
-    if package.retired:
-        raise refuse("This package is no longer sold.", "retired")
+    refusal = package_refusal(package)
+    if refusal is not None:
+        raise refuse(refusal.message, refusal.code)
     if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
         raise refuse("The quantity must be a whole number of 1 or more.", "quantity_invalid")
     if quantity != 1 and package.allow_quantity != Package.Quantity.MULTIPLE:
         raise refuse("This package is sold one unit per order.", "quantity_not_allowed")
     if quantity > MAX_QUANTITY:
         raise refuse(f"At most {MAX_QUANTITY} units can be ordered at once.", "quantity_too_large")
-    if package.has_stock and not package.oversell_enabled:
-        if package.stock_qty <= 0:
-            raise refuse("This package is sold out.", "sold_out")
-        if package.stock_qty < quantity:
-            raise refuse(
-                f"Only {package.stock_qty} unit(s) of this package are left.", "not_enough_stock"
-            )
+    if package.has_stock and not package.oversell_enabled and package.stock_qty < quantity:
+        raise refuse(
+            f"Only {package.stock_qty} unit(s) of this package are left.", "not_enough_stock"
+        )
 
 
-def _check_price(package: Package, price: PackagePrice | None, currency: str):
-    if currency not in settings.BILLING_CURRENCIES:
+def _check_price(package: Package, price: PackagePrice | None, currency: str) -> Offer:
+    if not is_store_currency(currency):
         raise refuse(f"{currency} is not one of the store's currencies.", "currency_invalid")
     if price is None:
         raise refuse("Choose a pricing option.", "price_required")
-    own = {option.pk: option for option in package.prices.all()}
-    if price.pk not in own:
+    # The package's own row, never the one given: its fields could be anyone's.
+    price = next((option for option in package.prices.all() if option.pk == price.pk), None)
+    if price is None:
         raise refuse("This pricing option does not belong to this package.", "price_not_of_package")
-    price = own[price.pk]
     if not price.enabled:
         raise refuse(f"The pricing option “{price.name}” is not available.", "price_disabled")
-    amount = None
-    if not price.is_free:
-        amount = price.amount_in(currency)
-        if amount is None:
-            raise refuse(
-                f"The pricing option “{price.name}” is not sold in {currency}.",
-                "price_not_in_currency",
-            )
-    return price, amount
+    sold = offer(price, currency)
+    if not sold.is_available:
+        raise refuse(
+            Reason.PRICE_NOT_PRICED.format(name=price.name, currency=currency),
+            "price_not_in_currency",
+        )
+    return sold
 
 
 def _check_variants(
     package: Package, price: PackagePrice, options: Iterable[VariantOption], currency: str
-):
+) -> list[VariantChoice]:
+    """The chosen options as sold with `price`, in the variants' staff order."""
     variants = {variant.pk: variant for variant in package.variants.all()}
     own_options = {
         option.pk: option for variant in variants.values() for option in variant.options.all()
     }
-    chosen: list[tuple[VariantOption, Any]] = []
+    choosable = {variant.pk for variant in customer_variants(package)}
+    chosen: list[VariantChoice] = []
     per_variant: dict[int, int] = {}
     for given in options:
         option = own_options.get(given.pk)
@@ -207,41 +227,36 @@ def _check_variants(
             )
         variant = variants[option.variant_id]
         option.variant = variant
-        if variant.visibility != Variant.Visibility.VISIBLE:
+        if variant.pk not in choosable:
             raise refuse(f"“{variant.name}” cannot be chosen.", "variant_hidden")
         per_variant[variant.pk] = per_variant.get(variant.pk, 0) + 1
         if per_variant[variant.pk] > 1 and variant.type != Variant.Type.CHECKBOX:
             raise refuse(f"Choose one option for “{variant.name}”.", "variant_duplicate")
-        variant_price = option.price_named(price.name)
-        if variant_price is None:
-            raise refuse(
-                f"“{variant.name}: {option.name}” cannot be bought with “{price.name}”.",
-                "variant_no_price",
-            )
-        amount = variant_price.amount_in(currency)
-        if amount is None:
+        choice = variant_choice(option, price.name, currency)
+        if choice is None:
+            if option.price_named(price.name) is None:
+                raise refuse(
+                    f"“{variant.name}: {option.name}” cannot be bought with “{price.name}”.",
+                    "variant_no_price",
+                )
             raise refuse(
                 f"“{variant.name}: {option.name}” is not sold in {currency}.",
                 "variant_not_in_currency",
             )
-        chosen.append((option, amount))
-    for variant in variants.values():
-        # A drop-down or radio variant needs a choice, when it offers any with this price.
-        required = variant.type in (Variant.Type.SELECT, Variant.Type.RADIO)
-        if (
-            required
-            and variant.visibility == Variant.Visibility.VISIBLE
-            and variant.pk not in per_variant
-            and any(_buyable(option, price.name, currency) for option in variant.options.all())
-        ):
+        chosen.append(choice)
+    # A drop-down or radio variant the page offers with this price needs a choice.
+    for offered in offered_variants(package, price, currency):
+        variant = offered.variant
+        if variant.type != Variant.Type.CHECKBOX and variant.pk not in per_variant:
             raise refuse(f"Choose an option for “{variant.name}”.", "variant_required")
-    chosen.sort(key=lambda pair: (pair[0].variant.sort_order, pair[0].variant.name, pair[0].pk))
+    chosen.sort(
+        key=lambda choice: (
+            choice.option.variant.sort_order,
+            choice.option.variant.name,
+            choice.option.pk,
+        )
+    )
     return chosen
-
-
-def _buyable(option: VariantOption, price_name: str, currency: str) -> bool:
-    variant_price = option.price_named(price_name)
-    return variant_price is not None and variant_price.amount_in(currency) is not None
 
 
 def _check_per_user_limit(package: Package, customer, quantity: int) -> None:
@@ -267,7 +282,8 @@ def _build_quote(
     customer=None,
 ) -> Quote:
     _check_package(package, quantity)
-    price, amount = _check_price(package, price, currency)
+    sold = _check_price(package, price, currency)
+    price = sold.option
     chosen = _check_variants(package, price, variant_options, currency)
     _check_per_user_limit(package, customer, quantity)
 
@@ -281,7 +297,7 @@ def _build_quote(
         price=price,
         currency=currency,
         quantity=quantity,
-        options=[option for option, _ in chosen],
+        options=[choice.option for choice in chosen],
         trial_applies=trial_applies,
         quoted_at=now,
     )
@@ -290,18 +306,19 @@ def _build_quote(
         QuoteLine(
             kind=LineKind.PRICE,
             description=f"{package.name} – {price.name} ({price.period_label()})",
-            unit_amount=amount.price if amount else zero,
+            unit_amount=sold.price or zero,
             quantity=quantity,
             recurring=price.is_recurring,
             due_now=recurring_due_now or not price.is_recurring,
         )
     )
-    for option, option_amount in chosen:
+    for choice in chosen:
+        option = choice.option
         lines.append(
             QuoteLine(
                 kind=LineKind.VARIANT,
                 description=f"{option.variant.name}: {option.name}",
-                unit_amount=option_amount.price,
+                unit_amount=choice.price,
                 quantity=quantity,
                 recurring=price.is_recurring,
                 due_now=recurring_due_now or not price.is_recurring,
@@ -309,24 +326,25 @@ def _build_quote(
                 option_value=option.value,
             )
         )
-    if amount and amount.setup_fee.amount > 0:
+    if sold.setup_fee:
         lines.append(
             QuoteLine(
                 kind=LineKind.SETUP_FEE,
                 description=f"Setup fee – {package.name}",
-                unit_amount=amount.setup_fee,
+                unit_amount=sold.setup_fee,
                 quantity=quantity,
                 recurring=False,
                 due_now=True,
             )
         )
-    for option, option_amount in chosen:
-        if option_amount.setup_fee.amount > 0:
+    for choice in chosen:
+        option = choice.option
+        if choice.setup_fee:
             lines.append(
                 QuoteLine(
                     kind=LineKind.SETUP_FEE,
                     description=f"Setup fee – {option.variant.name}: {option.name}",
-                    unit_amount=option_amount.setup_fee,
+                    unit_amount=choice.setup_fee,
                     quantity=quantity,
                     recurring=False,
                     due_now=True,
@@ -334,12 +352,12 @@ def _build_quote(
                     option_value=option.value,
                 )
             )
-    if amount and amount.signup_fee.amount > 0:
+    if sold.signup_fee:
         lines.append(
             QuoteLine(
                 kind=LineKind.SIGNUP_FEE,
                 description="Signup fee (once per order)",
-                unit_amount=amount.signup_fee,
+                unit_amount=sold.signup_fee,
                 quantity=1,
                 recurring=False,
                 due_now=True,
@@ -362,11 +380,8 @@ def order_quote(
     customer=None,
 ) -> Quote:
     """The review summary of an order, or a ValidationError saying why it cannot be placed."""
-    # Reuse a package read by package_for_order(); anything else is read afresh.
-    if "variants" not in getattr(package, "_prefetched_objects_cache", {}):
-        package = package_for_order(package_id=package.pk)
     return _build_quote(
-        package=package,
+        package=_read_for_order(package),
         price=price,
         variant_options=list(variant_options),
         quantity=quantity,
@@ -436,7 +451,7 @@ def _take_stock(package: Package, quantity: int) -> int:
             stock_qty=F("stock_qty") - taken
         )
         if not updated:
-            raise refuse("This package is sold out.", "sold_out")
+            raise refuse(Reason.SOLD_OUT, "sold_out")
     return taken
 
 
@@ -472,7 +487,7 @@ def order_place(
         if placed is not None:
             return placed
 
-    package = package_for_order(package_id=package.pk)
+    package = _read_for_order(package)
     quote = _build_quote(
         package=package,
         price=price,
@@ -638,7 +653,7 @@ def invoice_record_payment(
             f"Invoice {invoice.number} is in {invoice.currency}, not {amount.currency}.",
             code="payment_currency",
         )
-    paid = invoice.payments.aggregate(total=Sum("amount"))["total"] or Decimal("0")
+    paid = _paid(invoice)
     balance = invoice.total.amount - paid
     if amount.amount <= 0 or amount.amount > balance:
         raise ValidationError(
@@ -659,9 +674,13 @@ def invoice_record_payment(
     return payment
 
 
+def _paid(invoice: Invoice) -> Decimal:
+    # Payments are in the invoice's currency: invoice_record_payment refuses any other.
+    return invoice.payments.aggregate(total=Sum("amount"))["total"] or Decimal("0")
+
+
 def invoice_balance(invoice: Invoice) -> Money:
-    paid = invoice.payments.aggregate(total=Sum("amount"))["total"] or Decimal("0")
-    return Money(invoice.total.amount - paid, invoice.currency)
+    return Money(invoice.total.amount - _paid(invoice), invoice.currency)
 
 
 @transaction.atomic
@@ -716,13 +735,13 @@ def service_start(service: Service, *, now: datetime | None = None) -> None:
     """The provider has set it up: the trial or the first period begins now."""
     now = now or timezone.now()
     service.activated_at = now
-    recurring = service.price_type == "recurring"
+    recurring = service.price_type == PriceType.RECURRING
     if service.trial_period and recurring:
         service.status = Service.Status.TRIAL
         service.trial_started_at = now
         service.trial_ends_at = add_interval(now, service.trial_period, service.trial_interval)
         # outside: the first paid period follows the trial; inside: it began with it.
-        start = service.trial_ends_at if service.trial_mode == "outside" else now
+        start = service.trial_ends_at if service.trial_mode == Package.TrialMode.OUTSIDE else now
         service.current_period_start = start
         service.current_period_end = max(
             add_interval(start, service.time_interval, service.billing_period),

@@ -906,14 +906,6 @@ class PackageQuota(models.Model):
     def limit_label(self) -> str:
         return "unlimited" if self.limit is None else f"{self.limit:,} {self.quota.unit}"
 
-    @property
-    def bills_overage(self) -> bool:
-        return (
-            self.package.overages_enabled
-            and self.limit is not None
-            and self.overage_price is not None
-        )
-
     def clean(self) -> None:
         price = self.overage_price
         if price is not None:

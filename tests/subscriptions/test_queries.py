@@ -1,0 +1,89 @@
+"""The checkout and the customer area read a fixed number of queries, whatever the size."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from djmoney.money import Money
+
+from catalog.models import Variant, VariantOption
+from subscriptions.services import order_place
+from tests.factories import (
+    PackagePriceAmountFactory,
+    PackagePriceFactory,
+    VariantFactory,
+    VariantOptionFactory,
+    VariantPriceAmountFactory,
+    VariantPriceFactory,
+    priced_package,
+)
+
+pytestmark = pytest.mark.django_db
+
+CHECKOUT_REVIEW_QUERIES = 9
+CHECKOUT_PLACE_QUERIES = 18  # includes the locks, the order, its invoice, services and jobs
+ACCOUNT_QUERIES = 5  # session, user, orders, services, invoices
+
+
+def package_with(size: int):
+    """A package with `size` extra pricing options and `size` variants of `size` options each."""
+    package = priced_package(name="Monthly")
+    for n in range(size):
+        extra = PackagePriceFactory(package=package, name=f"Plan {n}")
+        PackagePriceAmountFactory(package_price=extra, price=Money("20.00", "USD"))
+    chosen = {}
+    for v in range(size):
+        variant = VariantFactory(type=Variant.Type.SELECT)
+        package.variants.add(variant)
+        for o in range(size):
+            option = VariantOptionFactory(variant=variant)
+            for name in ["Monthly", *(f"Plan {n}" for n in range(size))]:
+                VariantPriceAmountFactory(
+                    variant_price=VariantPriceFactory(option=option, name=name),
+                    price=Money("1.00", "USD"),
+                )
+            chosen.setdefault(f"variant_{variant.code}", option.pk)
+    return package, package.prices.get(name="Monthly"), chosen
+
+
+def count_queries(call) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = call()
+    assert response.status_code in (200, 302), response.status_code
+    return len(queries)
+
+
+def checkout_counts(client, size: int) -> tuple[int, int]:
+    package, monthly, chosen = package_with(size)
+    url = reverse("subscriptions:checkout", args=[package.catalog.slug, package.slug])
+    data = {"price": monthly.pk, **chosen}
+    review = count_queries(lambda: client.get(url, data))
+    place = count_queries(lambda: client.post(url, {**data, "checkout_token": f"t{size}"}))
+    return review, place
+
+
+def test_the_checkout_reads_the_same_number_of_queries_for_1_and_6_variants(customer_client):
+    small = checkout_counts(customer_client, 1)
+    large = checkout_counts(customer_client, 6)
+    assert small == large == (CHECKOUT_REVIEW_QUERIES, CHECKOUT_PLACE_QUERIES)
+
+
+def test_the_account_page_reads_the_same_number_of_queries_for_1_and_10_orders(
+    customer_client, customer
+):
+    package, monthly, chosen = package_with(1)
+    options = list(VariantOption.objects.filter(pk__in=chosen.values()))
+
+    def place():
+        order_place(customer=customer, package=package, price=monthly, variant_options=options,
+                    quantity=1, currency="USD", checkout_fields={})  # fmt: skip
+
+    url = reverse("subscriptions:account")
+    place()
+    one = count_queries(lambda: customer_client.get(url))
+    for _ in range(9):
+        place()
+    ten = count_queries(lambda: customer_client.get(url))
+    assert one == ten == ACCOUNT_QUERIES

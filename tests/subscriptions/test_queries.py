@@ -34,10 +34,10 @@ def package_with(size: int):
         extra = PackagePriceFactory(package=package, name=f"Plan {n}")
         PackagePriceAmountFactory(package_price=extra, price=Money("20.00", "USD"))
     chosen = {}
-    for v in range(size):
+    for _ in range(size):
         variant = VariantFactory(type=Variant.Type.SELECT)
         package.variants.add(variant)
-        for o in range(size):
+        for _ in range(size):
             option = VariantOptionFactory(variant=variant)
             for name in ["Monthly", *(f"Plan {n}" for n in range(size))]:
                 VariantPriceAmountFactory(

@@ -12,6 +12,7 @@ from .models import (
     Order,
     OrderLine,
     Payment,
+    PlanChange,
     ProvisioningJob,
     Service,
 )
@@ -95,10 +96,11 @@ class PaymentInline(ReadOnlyInline):
 
 @admin.register(Invoice)
 class InvoiceAdmin(SnapshotAdmin):
-    list_display = ["number", "customer", "order", "total", "status", "issued_at", "paid_at"]
-    list_filter = ["status", "currency"]
+    list_display = ["number", "customer", "kind", "order", "service", "total", "status",
+                    "due_at", "paid_at"]  # fmt: skip
+    list_filter = ["status", "kind", "currency"]
     search_fields = ["customer__email"]
-    list_select_related = ["customer", "order"]
+    list_select_related = ["customer", "order", "service"]
     inlines = [InvoiceLineInline, PaymentInline]
     actions = ["mark_paid"]
 
@@ -123,6 +125,15 @@ class PaymentAdmin(SnapshotAdmin):
     list_select_related = ["invoice", "recorded_by"]
 
 
+class PlanChangeInline(ReadOnlyInline):
+    # Shown on its service only: a plan change means nothing apart from it.
+    model = PlanChange
+    fk_name = "service"
+    fields = ["direction", "status", "from_package_name", "to_package_name", "recurring_amount",
+              "charge", "effective_at", "applied_at"]  # fmt: skip
+    readonly_fields = fields
+
+
 class ProvisioningJobInline(ReadOnlyInline):
     model = ProvisioningJob
     fields = ["action", "status", "attempts", "last_error", "result_message", "created_at"]
@@ -133,11 +144,11 @@ class ProvisioningJobInline(ReadOnlyInline):
 @admin.register(Service)
 class ServiceAdmin(RecordAdmin):
     list_display = ["__str__", "customer", "status", "needs_attention", "provisioning_error",
-                    "remote_id", "next_due_at"]  # fmt: skip
+                    "remote_id", "next_due_at", "grace_ends_at"]  # fmt: skip
     list_filter = ["needs_attention", "status", "currency"]
     search_fields = ["customer__email", "package_name", "remote_id"]
     list_select_related = ["customer"]
-    inlines = [ProvisioningJobInline]
+    inlines = [PlanChangeInline, ProvisioningJobInline]
     actions = ["retry_provisioning", "complete_manual", "suspend", "unsuspend", "terminate"]
 
     @admin.action(description="Retry failed provisioning")

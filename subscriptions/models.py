@@ -121,12 +121,24 @@ class Invoice(models.Model):
         PAID = "paid", "Paid"
         CANCELLED = "cancelled", "Cancelled"
 
+    class Kind(models.TextChoices):
+        ORDER = "order", "Order"
+        RENEWAL = "renewal", "Renewal"
+        PLAN_CHANGE = "plan_change", "Plan change"
+
     customer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="invoices"
     )
     order = models.ForeignKey(
         Order, on_delete=models.PROTECT, null=True, blank=True, related_name="invoices"
     )
+    # Renewals and plan changes bill one service; an order's invoice bills the order.
+    service = models.ForeignKey(
+        "Service", on_delete=models.PROTECT, null=True, blank=True, related_name="invoices"
+    )
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.ORDER)
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.UNPAID)
     currency = models.CharField(max_length=3)
     total = MoneyField(**MONEY)
@@ -144,6 +156,16 @@ class Invoice(models.Model):
             models.CheckConstraint(
                 condition=Q(total_currency=F("currency")),
                 name="%(app_label)s_%(class)s_one_currency",
+            ),
+            # Billing runs twice (cron overlap, a retry) must never bill a period twice.
+            models.UniqueConstraint(
+                fields=["service", "period_start"],
+                condition=Q(kind="renewal"),
+                name="%(app_label)s_%(class)s_one_renewal_per_period",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="order") | Q(service__isnull=False),
+                name="%(app_label)s_%(class)s_service_invoice_has_service",
             ),
         ]
 
@@ -252,6 +274,9 @@ class Service(models.Model):
     billing_period = models.CharField(max_length=5, blank=True)
     currency = models.CharField(max_length=3)
     recurring_amount = MoneyField(**MONEY, help_text="Charged every period for this unit.")
+    # The pricing option's part of recurring_amount (the rest is variant options):
+    # a plan change swaps this part and keeps the variants' prices as sold.
+    package_amount = MoneyField(**MONEY, null=True, blank=True)
     variants = models.JSONField(
         default=list, blank=True, help_text="[{code, name, option, value}] as chosen."
     )
@@ -259,6 +284,8 @@ class Service(models.Model):
     trial_period = models.PositiveIntegerField(default=0)
     trial_interval = models.CharField(max_length=5, blank=True)
     trial_mode = models.CharField(max_length=10, blank=True)
+    grace_period = models.PositiveIntegerField(default=0)
+    grace_interval = models.CharField(max_length=5, blank=True)
 
     # provisioning
     provider_instance = models.ForeignKey(
@@ -286,6 +313,7 @@ class Service(models.Model):
     current_period_end = models.DateTimeField(null=True, blank=True)
     next_due_at = models.DateTimeField(null=True, blank=True)
     suspended_at = models.DateTimeField(null=True, blank=True)
+    grace_ends_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     cancel_mode = models.CharField(max_length=10, choices=CancelMode.choices, blank=True)
     cancel_at = models.DateTimeField(null=True, blank=True)
@@ -319,6 +347,70 @@ class Service(models.Model):
     def variants_map(self) -> dict[str, str]:
         """What plugins receive: variant code → chosen option's value."""
         return {item["code"]: item["value"] for item in self.variants}
+
+
+class PlanChange(models.Model):
+    """A move of a service to one of its package's scaling targets.
+
+    An upgrade applies when requested, with a prorated charge; a downgrade is
+    scheduled for the end of the period. The target's unit of stock is taken
+    when the change is requested, so a scheduled downgrade cannot find it sold out.
+    """
+
+    class Direction(models.TextChoices):
+        UPGRADE = "upgrade", "Upgrade"
+        DOWNGRADE = "downgrade", "Downgrade"
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        APPLIED = "applied", "Applied"
+        CANCELLED = "cancelled", "Cancelled"
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="plan_changes")
+    direction = models.CharField(max_length=10, choices=Direction.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCHEDULED)
+    from_package = models.ForeignKey("catalog.Package", on_delete=models.PROTECT, related_name="+")
+    from_package_name = models.CharField(max_length=120)
+    to_package = models.ForeignKey("catalog.Package", on_delete=models.PROTECT, related_name="+")
+    to_package_name = models.CharField(max_length=120)
+    currency = models.CharField(max_length=3)
+    # what the service is charged every period after the change, as sold now
+    recurring_amount = MoneyField(**MONEY)
+    package_amount = MoneyField(**MONEY)
+    provisioning_options = models.JSONField(default=dict, blank=True)
+    package_settings = models.JSONField(default=dict, blank=True)
+    took_stock = models.BooleanField(default=False)
+    charge = MoneyField(**MONEY, help_text="Prorated charge of an upgrade.")
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    effective_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service"],
+                condition=Q(status="scheduled"),
+                name="%(app_label)s_%(class)s_one_scheduled_per_service",
+            ),
+            models.CheckConstraint(
+                condition=Q(recurring_amount__gte=0) & Q(package_amount__gte=0) & Q(charge__gte=0),
+                name="%(app_label)s_%(class)s_amounts_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(recurring_amount_currency=F("currency"))
+                & Q(package_amount_currency=F("currency"))
+                & Q(charge_currency=F("currency")),
+                name="%(app_label)s_%(class)s_one_currency",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_direction_display()} {self.from_package_name} → {self.to_package_name}"
 
 
 class ProvisioningJob(models.Model):

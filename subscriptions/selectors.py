@@ -11,8 +11,9 @@ from django.http import QueryDict
 from django.shortcuts import get_object_or_404
 
 from catalog.models import Package, PackagePrice, VariantOption
+from storefront.selectors import offer, package_refusal, scaling_target_filter
 
-from .models import Invoice, Order, Service
+from .models import Invoice, Order, PlanChange, Service
 from .services import packages_for_order
 
 
@@ -92,3 +93,28 @@ def selection_from_data(
     raw_quantity = str(data.get("quantity", "1") or "1").strip()
     quantity = int(raw_quantity) if raw_quantity.isdigit() else 0
     return price, options, quantity
+
+
+def service_change_targets(*, service: Service) -> list[tuple[Package, str]]:
+    """The packages the service page offers to move to, each with its “Monthly: 20 USD” label.
+
+    Only what the change service would accept right now; it checks all of it again.
+    """
+    targets = packages_for_order().filter(scaling_target_filter(), scalable_from=service.package_id)
+    offered = []
+    for target in targets:
+        if package_refusal(target) is not None:
+            continue
+        price = next(
+            (p for p in target.prices.all() if p.enabled and p.name == service.price_name), None
+        )
+        sold = offer(price, service.currency) if price else None
+        if sold is None or not sold.is_available:
+            continue
+        amount = sold.price
+        offered.append((target, f"{price.name}: {amount}" if amount else price.name))
+    return offered
+
+
+def service_scheduled_change(*, service: Service) -> PlanChange | None:
+    return service.plan_changes.filter(status=PlanChange.Status.SCHEDULED).first()

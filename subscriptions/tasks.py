@@ -5,7 +5,7 @@ from __future__ import annotations
 from django_tasks import task
 
 from .jobs import provisioning_job_run
-from .services import services_apply_due_cancellations
+from .services import services_apply_due_cancellations, services_run_billing
 
 
 @task()
@@ -16,3 +16,9 @@ def run_provisioning_job(job_id: int) -> str:
 @task()
 def apply_due_cancellations() -> int:
     return services_apply_due_cancellations()
+
+
+@task()
+def run_billing() -> str:
+    """The billing run as a task, for a scheduler that enqueues tasks instead of cron."""
+    return str(services_run_billing())

@@ -13,5 +13,15 @@ urlpatterns = [
     path("account/orders/<int:pk>/cancel/", views.order_cancel, name="order_cancel"),
     path("account/services/<int:pk>/", views.service_detail, name="service"),
     path("account/services/<int:pk>/cancel/", views.service_cancel, name="service_cancel"),
+    path(
+        "account/services/<int:pk>/change/",
+        views.service_change_package,
+        name="service_change_package",
+    ),
+    path(
+        "account/services/<int:pk>/change/drop/",
+        views.service_drop_change,
+        name="service_drop_change",
+    ),
     path("account/invoices/<int:pk>/", views.invoice_detail, name="invoice"),
 ]

@@ -10,11 +10,12 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from catalog.models import Package
 from storefront.currency import get_currency
 
 from . import selectors, services
 from .forms import CancelServiceForm, SignUpForm
-from .models import Service
+from .models import PlanChange, Service
 
 
 def _selection_fields(data) -> list[tuple[str, str]]:
@@ -124,16 +125,60 @@ def service_detail(request, pk: int):
     return render(
         request,
         "subscriptions/service.html",
-        {"service": service, "cancel_form": CancelServiceForm(), **_cancel_context(service)},
+        {"service": service, "cancel_form": CancelServiceForm(), **_service_context(service)},
     )
 
 
-def _cancel_context(service: Service) -> dict:
+def _service_context(service: Service) -> dict:
+    changeable = (
+        service.status == Service.Status.ACTIVE
+        and service.cancel_requested_at is None
+        and service.price_type == "recurring"
+    )
+    scheduled = selectors.service_scheduled_change(service=service)
     return {
         "can_cancel": service.is_live
         and service.cancel_requested_at is None
-        and service.package.allow_cancellation
+        and service.package.allow_cancellation,
+        "scheduled_change": scheduled,
+        "change_targets": selectors.service_change_targets(service=service)
+        if changeable and scheduled is None
+        else [],
     }
+
+
+@login_required
+@require_POST
+def service_change_package(request, pk: int):
+    service = selectors.customer_service_or_404(customer=request.user, pk=pk)
+    raw = request.POST.get("package", "")
+    # Any id is passed on: the service refuses what is not a target, with its message.
+    target = Package.objects.filter(pk=int(raw)).first() if raw.isdigit() else None
+    try:
+        change = services.service_change_package(
+            service=service, customer=request.user, package=target
+        )
+    except ValidationError as error:
+        return render(
+            request,
+            "subscriptions/service.html",
+            {
+                "service": service,
+                "cancel_form": CancelServiceForm(),
+                "change_errors": error.messages,
+                **_service_context(service),
+            },
+            status=409,
+        )
+    if change.direction == PlanChange.Direction.UPGRADE:
+        charged = f" A prorated {change.charge} is invoiced." if change.charge.amount else ""
+        messages.success(request, f"Your service is now {change.to_package_name}.{charged}")
+    else:
+        messages.success(
+            request,
+            f"Your service moves to {change.to_package_name} on {change.effective_at:%Y-%m-%d}.",
+        )
+    return redirect("subscriptions:service", pk=service.pk)
 
 
 @login_required
@@ -157,9 +202,22 @@ def service_cancel(request, pk: int):
     return render(
         request,
         "subscriptions/service.html",
-        {"service": service, "cancel_form": form, **_cancel_context(service)},
+        {"service": service, "cancel_form": form, **_service_context(service)},
         status=400,
     )
+
+
+@login_required
+@require_POST
+def service_drop_change(request, pk: int):
+    service = selectors.customer_service_or_404(customer=request.user, pk=pk)
+    change = selectors.service_scheduled_change(service=service)
+    if change is None:
+        messages.error(request, "No change of package is scheduled.")
+    else:
+        services.plan_change_cancel(change=change, customer=request.user)
+        messages.success(request, f"Your service stays {service.package_name}.")
+    return redirect("subscriptions:service", pk=service.pk)
 
 
 @login_required

@@ -5,17 +5,12 @@ from __future__ import annotations
 from django_tasks import task
 
 from .jobs import provisioning_job_run
-from .services import services_apply_due_cancellations, services_run_billing
+from .services import services_run_billing
 
 
 @task()
 def run_provisioning_job(job_id: int) -> str:
     return provisioning_job_run(job_id=job_id)
-
-
-@task()
-def apply_due_cancellations() -> int:
-    return services_apply_due_cancellations()
 
 
 @task()

@@ -197,7 +197,7 @@ def test_a_cancelled_service_that_the_provider_creates_meanwhile_is_removed_agai
     assert service.jobs.filter(action="terminate", status="queued").exists()
 
 
-def test_the_command_ends_services_whose_cancellation_date_has_passed(customer):
+def test_the_billing_command_ends_services_whose_cancellation_date_has_passed(customer):
     from django.core.management import call_command
 
     service = active_service(customer)
@@ -205,9 +205,9 @@ def test_the_command_ends_services_whose_cancellation_date_has_passed(customer):
     Service.objects.filter(pk=service.pk).update(cancel_at=NOW)
 
     out = StringIO()
-    call_command("apply_due_cancellations", stdout=out)
+    call_command("run_billing", stdout=out)
 
-    assert out.getvalue().startswith("1 service")
+    assert out.getvalue().startswith("1 cancelled")
 
     service.refresh_from_db()
     assert service.status == Service.Status.CANCELLED

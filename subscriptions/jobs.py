@@ -19,10 +19,12 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from catalog.models import NotificationEvent
 from provisioning.plugins.base import ProvisioningError, ProvisionRequest
 from provisioning.registry import get_plugin
 
 from .models import ProvisioningJob, Service
+from .notifications import notify_service
 
 MAX_BACKOFF_SECONDS = 3600
 
@@ -192,19 +194,28 @@ def _apply(job: ProvisioningJob, service: Service, now) -> None:
     if job.action == Action.CREATE:
         if service.status == S.PENDING:
             service_start(service, now=now)
+            notify_service(
+                NotificationEvent.TRIAL_STARTED
+                if service.status == S.TRIAL
+                else NotificationEvent.SERVICE_ACTIVATED,
+                service,
+            )
         elif not service.is_live:
             # Cancelled while the provider was creating it: remove it again.
             provisioning_job_enqueue(service=service, action=Action.TERMINATE)
     elif job.action == Action.SUSPEND and service.status in (S.TRIAL, S.ACTIVE, S.GRACE):
         service.status = S.SUSPENDED
         service.suspended_at = now
+        notify_service(NotificationEvent.SERVICE_SUSPENDED, service)
     elif job.action == Action.UNSUSPEND and service.status == S.SUSPENDED:
         in_trial = service.trial_ends_at and service.trial_ends_at > now
         service.status = S.TRIAL if in_trial else S.ACTIVE
         service.suspended_at = None
+        notify_service(NotificationEvent.SERVICE_UNSUSPENDED, service)
     elif job.action == Action.TERMINATE and service.status != S.TERMINATED:
         service.status = S.TERMINATED
         service.terminated_at = now
+        notify_service(NotificationEvent.SERVICE_TERMINATED, service)
 
 
 def provisioning_job_complete(*, job: ProvisioningJob, remote_id: str = "") -> str:

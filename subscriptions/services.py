@@ -23,6 +23,7 @@ from django.utils import timezone
 from djmoney.money import Money
 
 from catalog.models import (
+    NotificationEvent,
     Package,
     PackagePrice,
     PackageQuerySet,
@@ -57,6 +58,7 @@ from .models import (
     ProvisioningJob,
     Service,
 )
+from .notifications import notify_invoice, notify_order_placed, notify_service
 from .periods import add_interval
 
 MAX_QUANTITY = 100
@@ -611,6 +613,7 @@ def order_place(
                 pk__in=[service.pk for service in services[:locked_taken]]
             ).update(took_stock=True)
 
+    notify_order_placed(order=order, invoice=invoice, package=package)
     if invoice.total.amount == 0:
         _invoice_settle(invoice, order)
     return order
@@ -690,6 +693,7 @@ def invoice_record_payment(
     )
     payment.full_clean(exclude=["invoice", "recorded_by"])
     payment.save()
+    notify_invoice(NotificationEvent.PAYMENT_RECEIVED, invoice, payment=payment)
     if paid + amount.amount >= invoice.total.amount:
         _invoice_settle(invoice)
     return payment
@@ -742,6 +746,12 @@ def _service_end(service: Service, status: str) -> None:
         _release_stock(package_id=service.package_id, units=1)
         service.took_stock = False
     service.save()
+    notify_service(
+        NotificationEvent.SERVICE_CANCELLED
+        if status == Service.Status.CANCELLED
+        else NotificationEvent.SERVICE_TERMINATED,
+        service,
+    )
     for change in service.plan_changes.filter(status=PlanChange.Status.SCHEDULED):
         _plan_change_cancel(change, now)
     provisioning_job_cancel_open(service=service, action=ProvisioningJob.Action.CREATE)
@@ -907,6 +917,7 @@ def _service_invoice(
         quantity=1,
         amount=amount,
     )
+    notify_invoice(NotificationEvent.INVOICE_CREATED, invoice)
     if amount.amount == 0:
         _invoice_settle(invoice)
     return invoice
@@ -976,6 +987,7 @@ def _service_overdue(service: Service, now: datetime) -> tuple[bool, bool]:
         )
         service.save(update_fields=["status", "grace_ends_at"])
         entered_grace = True
+        notify_service(NotificationEvent.PAYMENT_OVERDUE, service, invoice=overdue)
     suspending = service.jobs.filter(
         action=ProvisioningJob.Action.SUSPEND, status__in=ProvisioningJob.OPEN_STATUSES
     )
@@ -1238,6 +1250,9 @@ def _plan_change_apply(change: PlanChange, service: Service, now: datetime) -> N
     change.status = PlanChange.Status.APPLIED
     change.applied_at = now
     change.save(update_fields=["status", "applied_at"])
+    notify_service(
+        NotificationEvent.PACKAGE_CHANGED, service, from_package=change.from_package_name
+    )
     # A change still waiting to run is superseded: the new job carries the latest package.
     provisioning_job_cancel_open(service=service, action=ProvisioningJob.Action.CHANGE_PACKAGE)
     provisioning_job_enqueue(

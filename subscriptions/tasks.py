@@ -5,12 +5,18 @@ from __future__ import annotations
 from django_tasks import task
 
 from .jobs import provisioning_job_run
+from .notifications import notifications_send
 from .services import services_run_billing
 
 
 @task()
 def run_provisioning_job(job_id: int) -> str:
     return provisioning_job_run(job_id=job_id)
+
+
+@task()
+def send_notifications(*, events: list[str], customer_id: int, context: dict[str, str]) -> int:
+    return notifications_send(events=events, customer_id=customer_id, context=context)
 
 
 @task()

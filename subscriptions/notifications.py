@@ -1,0 +1,147 @@
+"""Lifecycle emails to customers, sent only for the events their package's preferences list.
+
+`notify()` runs inside the transaction of the change it reports and enqueues
+its task there (the database backend), like a provisioning job: a change
+rolled back sends nothing, and a change committed never loses its email.
+The task renders `templates/subscriptions/email/<event>.txt`, whose first
+line is the subject.
+
+The context is made of ready-formatted strings when the event happens, so the
+email tells what was true then and the task's arguments are plain JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.template import Context
+from django.template.loader import get_template
+from djmoney.money import Money
+
+from catalog.models import NotificationEvent, Package, PriceType
+from storefront.currency import format_money
+
+from .models import Invoice, Order, Payment, Service
+
+Event = NotificationEvent
+
+
+def notify(
+    *, event: str | Iterable[str], package: Package, customer_id: int, context: dict[str, str]
+) -> None:
+    """Queue the emails for `event` (or several, sent by one task) the package wants sent.
+
+    The package is the one the order or service has at the time of the event.
+    """
+    events = [event] if isinstance(event, str) else list(event)
+    wanted = [name for name in events if name in (package.notification_preferences or [])]
+    if not wanted:
+        return
+    from .tasks import send_notifications
+
+    send_notifications.enqueue(events=wanted, customer_id=customer_id, context=context)
+
+
+def notifications_send(*, events: list[str], customer_id: int, context: dict[str, Any]) -> int:
+    """What the task does: one email per event to the customer's address as it is now."""
+    email = get_user_model().objects.filter(pk=customer_id).values_list("email", flat=True).first()
+    if not email:
+        return 0
+    for event in events:
+        subject, body = render_email(event, context)
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [email])
+    return len(events)
+
+
+def render_email(event: str, context: dict[str, Any]) -> tuple[str, str]:
+    """(subject, body) of the event's plain-text template; the first line is the subject."""
+    template = get_template(f"subscriptions/email/{event}.txt")
+    # Plain text: autoescaping would turn “&” in a package name into “&amp;”.
+    text = template.template.render(Context(context, autoescape=False))
+    subject, _, body = text.strip().partition("\n")
+    return subject.strip(), body.strip() + "\n"
+
+
+def _money(amount: Money | None) -> str:
+    return format_money(amount) if amount is not None else ""
+
+
+def _date(value) -> str:
+    return f"{value:%Y-%m-%d}" if value else ""
+
+
+def _invoice_context(invoice: Invoice) -> dict[str, str]:
+    return {
+        "invoice_number": invoice.number,
+        "invoice_total": _money(invoice.total),
+        "invoice_due": _date(invoice.due_at),
+    }
+
+
+def notify_order_placed(*, order: Order, invoice: Invoice, package: Package) -> None:
+    """Order placed and its invoice, in one task; an order with nothing to pay has no invoice email."""
+    events = [Event.ORDER_PLACED]
+    if invoice.total.amount > 0:
+        events.append(Event.INVOICE_CREATED)
+    notify(
+        event=events,
+        package=package,
+        customer_id=order.customer_id,
+        context={
+            "package_name": order.package_name,
+            "order_number": order.number,
+            "price_name": order.price_name,
+            "period": order.period_label,
+            "quantity": str(order.quantity),
+            "order_total": _money(order.total),
+            "recurring_total": _money(order.recurring_total)
+            if order.recurring_total.amount
+            else "",
+            **_invoice_context(invoice),
+        },
+    )
+
+
+def notify_invoice(event: str, invoice: Invoice, *, payment: Payment | None = None) -> None:
+    """An invoice issued or paid; a zero invoice settles itself and is not worth an email."""
+    if invoice.total.amount == 0:
+        return
+    if invoice.service_id:
+        package, package_name = invoice.service.package, invoice.service.package_name
+    else:
+        package, package_name = invoice.order.package, invoice.order.package_name
+    context = {"package_name": package_name, **_invoice_context(invoice)}
+    if payment is not None:
+        from .services import invoice_balance
+
+        context["payment_amount"] = _money(payment.amount)
+        context["balance"] = _money(invoice_balance(invoice))
+    notify(event=event, package=package, customer_id=invoice.customer_id, context=context)
+
+
+def notify_service(
+    event: str, service: Service, *, invoice: Invoice | None = None, **extra: str
+) -> None:
+    """A service's lifecycle changed; the invoice it is about and `extra` add to the context."""
+    notify(
+        event=event,
+        package=service.package,
+        customer_id=service.customer_id,
+        context={
+            "package_name": service.package_name,
+            "service_number": str(service.pk),
+            "price_name": service.price_name,
+            "recurring_amount": _money(service.recurring_amount)
+            if service.price_type == PriceType.RECURRING
+            else "",
+            "trial_ends": _date(service.trial_ends_at),
+            "period_end": _date(service.current_period_end),
+            "grace_ends": _date(service.grace_ends_at),
+            **(_invoice_context(invoice) if invoice is not None else {}),
+            **extra,
+        },
+    )

@@ -1,0 +1,229 @@
+"""Lifecycle emails: queued with the change, sent only for the events the package wants."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django_tasks_db.models import DBTaskResult
+
+from catalog.models import NotificationEvent
+from subscriptions.models import Invoice, Service
+from subscriptions.notifications import render_email
+from subscriptions.services import (
+    invoice_record_payment,
+    service_change_package,
+    service_request_cancellation,
+    services_run_billing,
+)
+
+from .helpers import shop_package
+from .test_lifecycle import active_service, paid_service, run_all_jobs
+from .test_order_place import place
+from .test_plan_changes import target_of, with_period
+
+pytestmark = pytest.mark.django_db
+
+SENT_EVENTS = [
+    event
+    for event in NotificationEvent.values
+    if event not in (NotificationEvent.TRIAL_ENDING, NotificationEvent.RENEWAL_DUE)
+]
+
+
+def notification_tasks():
+    return DBTaskResult.objects.filter(task_path__endswith="send_notifications")
+
+
+def send_queued_notifications() -> None:
+    """What the db_worker does with the notification tasks that were committed."""
+    for result in notification_tasks().ready():
+        result.task.call(*result.args_kwargs["args"], **result.args_kwargs["kwargs"])
+        result.delete()
+
+
+def text(value: str) -> str:
+    # Amounts are formatted as on the site, with a no-break space before the currency.
+    return value.replace("\xa0", " ")
+
+
+def subjects(mailoutbox) -> list[str]:
+    return [text(message.subject) for message in mailoutbox]
+
+
+def test_an_order_sends_order_placed_and_invoice_created_from_one_task(customer, mailoutbox):
+    package, monthly, options = shop_package(name="Video Pro")
+    order = place(customer, package, monthly, [options["eu"]])
+
+    assert notification_tasks().count() == 1
+    send_queued_notifications()
+
+    invoice = order.invoices.get()
+    assert subjects(mailoutbox) == [
+        f"Order {order.number} placed: Video Pro",
+        f"Invoice {invoice.number}: 21.00 USD due {invoice.due_at:%Y-%m-%d}",
+    ]
+    placed = mailoutbox[0]
+    assert placed.to == ["ann@example.com"]
+    assert placed.from_email == "store@localhost"
+    # Monthly 10 + Europe 2, setup fees 5 + 1, signup fee 3.
+    assert "Video Pro – Monthly" in text(placed.body)
+    assert "Due now:  21.00 USD" in text(placed.body)
+    assert "Then:     12.00 USD" in text(placed.body)
+    assert "Amount:  21.00 USD" in text(mailoutbox[1].body)
+
+
+def test_a_payment_sends_payment_received(customer, mailoutbox):
+    package, monthly, options = shop_package(name="Video Pro")
+    order = place(customer, package, monthly, [options["eu"]])
+    invoice = order.invoices.get()
+    send_queued_notifications()
+    mailoutbox.clear()
+
+    invoice_record_payment(invoice=invoice, amount=invoice.total)
+    send_queued_notifications()
+
+    assert subjects(mailoutbox) == [f"Payment received: 21.00 USD for invoice {invoice.number}"]
+    assert "Video Pro" in text(mailoutbox[0].body)
+    assert "Left to pay: 0.00 USD" in text(mailoutbox[0].body)
+
+
+def test_a_package_sends_nothing_for_an_event_its_preferences_leave_out(customer, mailoutbox):
+    package, monthly, options = shop_package(
+        notification_preferences=[NotificationEvent.ORDER_PLACED]
+    )
+    order = place(customer, package, monthly, [options["eu"]])
+    invoice = order.invoices.get()
+    invoice_record_payment(invoice=invoice, amount=invoice.total)
+    send_queued_notifications()
+
+    assert subjects(mailoutbox) == [f"Order {order.number} placed: {package.name}"]
+
+
+def test_a_package_without_preferences_queues_no_task_at_all(customer, mailoutbox):
+    package, monthly, options = shop_package(notification_preferences=[])
+    place(customer, package, monthly, [options["eu"]])
+
+    assert not notification_tasks().exists()
+
+
+def test_the_preferences_are_read_when_the_event_happens(customer, mailoutbox):
+    service = paid_service(customer)
+    send_queued_notifications()
+    mailoutbox.clear()
+    service.package.notification_preferences = [NotificationEvent.SERVICE_TERMINATED]
+    service.package.save()
+
+    run_all_jobs()  # activation: no longer wanted
+    send_queued_notifications()
+
+    assert mailoutbox == []
+
+
+def test_suspension_by_the_billing_run_sends_overdue_then_suspended(customer, mailoutbox):
+    service = active_service(customer, name="Video Pro")
+    send_queued_notifications()
+    mailoutbox.clear()
+
+    services_run_billing(now=service.current_period_end)
+    run_all_jobs()  # the provider suspends it
+    send_queued_notifications()
+
+    service.refresh_from_db()
+    assert service.status == Service.Status.SUSPENDED
+    renewal = Invoice.objects.get(service=service, kind=Invoice.Kind.RENEWAL)
+    assert subjects(mailoutbox) == [
+        f"Invoice {renewal.number}: 12.00 USD due {renewal.due_at:%Y-%m-%d}",
+        f"Payment overdue: invoice {renewal.number} for Video Pro",
+        "Service suspended: Video Pro",
+    ]
+    assert "12.00 USD" in text(mailoutbox[1].body)
+
+
+def test_paying_a_suspended_service_sends_payment_received_then_unsuspended(customer, mailoutbox):
+    service = active_service(customer, name="Video Pro")
+    services_run_billing(now=service.current_period_end)
+    run_all_jobs()
+    send_queued_notifications()
+    mailoutbox.clear()
+
+    renewal = Invoice.objects.get(service=service, kind=Invoice.Kind.RENEWAL)
+    invoice_record_payment(invoice=renewal, amount=renewal.total)
+    run_all_jobs()
+    send_queued_notifications()
+
+    assert subjects(mailoutbox) == [
+        f"Payment received: 12.00 USD for invoice {renewal.number}",
+        "Service running again: Video Pro",
+    ]
+
+
+def test_activation_sends_service_activated_and_a_trial_sends_trial_started(customer, mailoutbox):
+    active_service(customer, name="Video Pro")
+    active_service(
+        customer,
+        variant_code="zone",
+        name="Video Trial",
+        trial_period=14,
+        trial_interval="day",
+    )
+    send_queued_notifications()
+
+    assert "Your service is ready: Video Pro" in subjects(mailoutbox)
+    assert "Your trial has started: Video Trial" in subjects(mailoutbox)
+    assert "Your service is ready: Video Trial" not in subjects(mailoutbox)
+
+
+def test_cancelling_sends_cancelled_then_the_providers_removal_sends_terminated(
+    customer, mailoutbox
+):
+    service = active_service(customer, name="Video Pro")
+    send_queued_notifications()
+    mailoutbox.clear()
+
+    service_request_cancellation(service=service, customer=customer, mode="immediate")
+    run_all_jobs()
+    send_queued_notifications()
+
+    assert subjects(mailoutbox) == [
+        "Service cancelled: Video Pro",
+        "Service terminated: Video Pro",
+    ]
+
+
+def test_an_upgrade_sends_its_invoice_and_package_changed(customer, mailoutbox):
+    service = with_period(active_service(customer, name="Video Pro", tier=2))
+    target = target_of(service.package, tier=3, price="20", name="Monthly")
+    send_queued_notifications()
+    mailoutbox.clear()
+
+    service_change_package(
+        service=service,
+        customer=customer,
+        package=target,
+        now=service.current_period_start + timedelta(days=10),
+    )
+    send_queued_notifications()
+
+    assert subjects(mailoutbox)[-1] == f"Package changed: Video Pro → {target.name}"
+    assert "22.00 USD" in text(mailoutbox[-1].body)  # Monthly 20 + Europe 2
+    invoice = Invoice.objects.get(service=service, kind=Invoice.Kind.PLAN_CHANGE)
+    assert subjects(mailoutbox)[0].startswith(f"Invoice {invoice.number}: 6.67 USD due ")
+
+
+def test_a_rolled_back_transaction_sends_nothing(customer, mailoutbox):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        paid_service(customer)
+        assert notification_tasks().exists()
+        raise RuntimeError("crash before commit")
+
+    send_queued_notifications()
+    assert mailoutbox == []
+
+
+@pytest.mark.parametrize("event", SENT_EVENTS)
+def test_every_sent_event_has_a_template_with_a_subject_line(event):
+    subject, body = render_email(event, {"package_name": "Video & Audio"})
+    assert subject and "\n" not in subject
+    assert "Video & Audio" in subject + body  # plain text: nothing is HTML-escaped

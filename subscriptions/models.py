@@ -319,6 +319,9 @@ class Service(models.Model):
     cancel_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     terminated_at = models.DateTimeField(null=True, blank=True)
+    # reminders the billing run sent: the trial end and the period end each was for
+    trial_reminder_sent_for = models.DateTimeField(null=True, blank=True, editable=False)
+    renewal_reminder_sent_for = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = ServiceQuerySet.as_manager()
 

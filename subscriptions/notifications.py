@@ -32,18 +32,20 @@ Event = NotificationEvent
 
 def notify(
     *, event: str | Iterable[str], package: Package, customer_id: int, context: dict[str, str]
-) -> None:
+) -> bool:
     """Queue the emails for `event` (or several, sent by one task) the package wants sent.
 
     The package is the one the order or service has at the time of the event.
+    True when a task was queued.
     """
     events = [event] if isinstance(event, str) else list(event)
     wanted = [name for name in events if name in (package.notification_preferences or [])]
     if not wanted:
-        return
+        return False
     from .tasks import send_notifications
 
     send_notifications.enqueue(events=wanted, customer_id=customer_id, context=context)
+    return True
 
 
 def notifications_send(*, events: list[str], customer_id: int, context: dict[str, Any]) -> int:
@@ -125,9 +127,12 @@ def notify_invoice(event: str, invoice: Invoice, *, payment: Payment | None = No
 
 def notify_service(
     event: str, service: Service, *, invoice: Invoice | None = None, **extra: str
-) -> None:
-    """A service's lifecycle changed; the invoice it is about and `extra` add to the context."""
-    notify(
+) -> bool:
+    """A service's lifecycle changed; the invoice it is about and `extra` add to the context.
+
+    True when the package wants the email and its task was queued.
+    """
+    return notify(
         event=event,
         package=service.package,
         customer_id=service.customer_id,

@@ -15,6 +15,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -33,7 +34,7 @@ from catalog.models import (
     VariantOption,
 )
 from provisioning.registry import get_plugin
-from storefront.currency import is_store_currency
+from storefront.currency import format_money, is_store_currency
 from storefront.display import plural
 from storefront.selectors import (
     Offer,
@@ -1021,6 +1022,98 @@ def _service_invoice_paid(invoice: Invoice) -> None:
     service.save()
 
 
+def _reminder_window(now: datetime) -> tuple[datetime, datetime]:
+    """(after, until]: a trial or period ending in it is reminded of now."""
+    return now, now + timedelta(days=settings.BILLING_REMINDER_DAYS)
+
+
+def _service_trial_reminder(service: Service, now: datetime) -> bool:
+    """Tell the customer their trial ends soon, once per trial; call it holding the row lock.
+
+    A trial cancelled at its end gets none: nothing is billed after it. The
+    trial end is recorded even when the package's preferences leave the email
+    out; True when it was queued.
+    """
+    after, until = _reminder_window(now)
+    ends = service.trial_ends_at
+    if (
+        service.status != Service.Status.TRIAL
+        or service.price_type != PriceType.RECURRING
+        or service.cancel_at is not None
+        or ends is None
+        or not after < ends <= until
+        or service.trial_reminder_sent_for == ends
+    ):
+        return False
+    service.trial_reminder_sent_for = ends
+    service.save(update_fields=["trial_reminder_sent_for"])
+    return notify_service(NotificationEvent.TRIAL_ENDING, service)
+
+
+def _service_renewal_reminder(service: Service, now: datetime) -> bool:
+    """Tell the customer their service renews soon, once per period; call it holding the row lock.
+
+    Only a service that will renew: running (active, or in grace for another
+    invoice) and not cancelling at the period end. A downgrade scheduled for
+    the period end is what the renewal bills, so the email quotes it. True
+    when the email was queued (the package's preferences may leave it out).
+    """
+    after, until = _reminder_window(now)
+    end = service.current_period_end
+    if (
+        service.status not in (Service.Status.ACTIVE, Service.Status.GRACE)
+        or service.price_type != PriceType.RECURRING
+        or service.cancel_at is not None
+        or end is None
+        or not after < end <= until
+        or service.renewal_reminder_sent_for == end
+    ):
+        return False
+    service.renewal_reminder_sent_for = end
+    service.save(update_fields=["renewal_reminder_sent_for"])
+    extra: dict[str, str] = {}
+    change = service.plan_changes.filter(
+        status=PlanChange.Status.SCHEDULED, effective_at__lte=end
+    ).first()
+    if change is not None:
+        extra = {
+            "recurring_amount": format_money(change.recurring_amount),
+            "new_package": change.to_package_name,
+        }
+    return notify_service(NotificationEvent.RENEWAL_DUE, service, **extra)
+
+
+def _services_send_reminders(run: BillingRun, now: datetime) -> None:
+    """Trial-ending and renewal-due reminders; what each was sent for is kept on the service."""
+    S = Service.Status
+    after, until = _reminder_window(now)
+    if until <= after:
+        return
+    trials = Service.objects.filter(
+        status=S.TRIAL,
+        price_type=PriceType.RECURRING,
+        cancel_at__isnull=True,
+        trial_ends_at__gt=after,
+        trial_ends_at__lte=until,
+    ).exclude(trial_reminder_sent_for=F("trial_ends_at"))
+    for pk in trials.values_list("pk", flat=True):
+        with transaction.atomic():
+            service = Service.objects.select_for_update().get(pk=pk)
+            run.trial_reminders += _service_trial_reminder(service, now)
+
+    renewing = Service.objects.filter(
+        status__in=[S.ACTIVE, S.GRACE],
+        price_type=PriceType.RECURRING,
+        cancel_at__isnull=True,
+        current_period_end__gt=after,
+        current_period_end__lte=until,
+    ).exclude(renewal_reminder_sent_for=F("current_period_end"))
+    for pk in renewing.values_list("pk", flat=True):
+        with transaction.atomic():
+            service = Service.objects.select_for_update().get(pk=pk)
+            run.renewal_reminders += _service_renewal_reminder(service, now)
+
+
 @dataclass
 class BillingRun:
     cancelled: int = 0
@@ -1028,12 +1121,16 @@ class BillingRun:
     invoices: int = 0
     grace: int = 0
     suspended: int = 0
+    trial_reminders: int = 0
+    renewal_reminders: int = 0
 
     def __str__(self) -> str:
         return (
             f"{self.cancelled} cancelled, {self.plan_changes} plan change(s) applied, "
             f"{self.invoices} invoice(s) issued, {self.grace} entered grace, "
-            f"{self.suspended} suspension(s) queued."
+            f"{self.suspended} suspension(s) queued, "
+            f"{self.trial_reminders} trial-ending reminder(s) and "
+            f"{self.renewal_reminders} renewal reminder(s) sent."
         )
 
 
@@ -1079,6 +1176,8 @@ def services_run_billing(*, now: datetime | None = None) -> BillingRun:
             entered_grace, suspended = _service_overdue(service, now)
             run.grace += entered_grace
             run.suspended += suspended
+
+    _services_send_reminders(run, now)
     return run
 
 

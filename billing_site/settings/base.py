@@ -127,3 +127,7 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "store@localhost")
 # (doubled on each attempt).
 PROVISIONING_MAX_ATTEMPTS = env_int("PROVISIONING_MAX_ATTEMPTS", 5)
 PROVISIONING_RETRY_BASE_SECONDS = env_int("PROVISIONING_RETRY_BASE_SECONDS", 30)
+
+# The billing run reminds customers this many days ahead of a trial's end and
+# of a renewal (0 sends no reminders).
+BILLING_REMINDER_DAYS = env_int("BILLING_REMINDER_DAYS", 3)

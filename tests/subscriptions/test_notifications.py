@@ -25,11 +25,7 @@ from .test_plan_changes import target_of, with_period
 
 pytestmark = pytest.mark.django_db
 
-SENT_EVENTS = [
-    event
-    for event in NotificationEvent.values
-    if event not in (NotificationEvent.TRIAL_ENDING, NotificationEvent.RENEWAL_DUE)
-]
+SENT_EVENTS = NotificationEvent.values
 
 
 def notification_tasks():

@@ -1,4 +1,4 @@
-"""Renewals, trials ending, grace, suspension, downgrades and cancellations due: run it from cron.
+"""Renewals, trials ending, grace, suspension, downgrades, cancellations and reminders: run from cron.
 
 Safe to run as often as you like (every 15 minutes is plenty): each period is
 billed once, whatever the number of runs.
@@ -13,7 +13,8 @@ from subscriptions.services import services_run_billing
 
 class Command(BaseCommand):
     help = (
-        "Bill due renewals, end trials, apply grace and suspension, plan changes and cancellations."
+        "Bill due renewals, end trials, apply grace and suspension, plan changes and cancellations; "
+        "send trial-ending and renewal reminders."
     )
 
     def handle(self, *args, **options):

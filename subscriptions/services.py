@@ -7,19 +7,16 @@ is refused exactly what the package page would not offer.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Prefetch, Q, Sum
+from django.db.models import F, Prefetch, Sum
 from django.utils import timezone
 from djmoney.money import Money
 
@@ -28,13 +25,12 @@ from catalog.models import (
     Package,
     PackagePrice,
     PackageQuerySet,
-    PackageScaling,
     PriceType,
     Variant,
     VariantOption,
 )
 from provisioning.registry import get_plugin
-from storefront.currency import format_money, is_store_currency
+from storefront.currency import is_store_currency
 from storefront.display import plural
 from storefront.selectors import (
     Offer,
@@ -470,6 +466,18 @@ def _release_stock(*, package_id: int, units: int) -> None:
         )
 
 
+def _line_fields(line: QuoteLine, number: int) -> dict[str, Any]:
+    """What an order line and an invoice line both copy from a quote line."""
+    return {
+        "kind": line.kind,
+        "description": line.description,
+        "unit_amount": line.unit_amount,
+        "quantity": line.quantity,
+        "amount": line.amount,
+        "sort_order": number,
+    }
+
+
 @transaction.atomic
 def order_place(
     *,
@@ -531,16 +539,11 @@ def order_place(
     OrderLine.objects.bulk_create(
         OrderLine(
             order=order,
-            kind=line.kind,
-            description=line.description,
+            **_line_fields(line, number),
             variant_code=line.variant_code,
             option_value=line.option_value,
-            unit_amount=line.unit_amount,
-            quantity=line.quantity,
-            amount=line.amount,
             recurring=line.recurring,
             due_now=line.due_now,
-            sort_order=number,
         )
         for number, line in enumerate(quote.lines)
     )
@@ -556,15 +559,7 @@ def order_place(
     invoice.full_clean(exclude=["customer", "order"], **clean)
     invoice.save()
     InvoiceLine.objects.bulk_create(
-        InvoiceLine(
-            invoice=invoice,
-            kind=line.kind,
-            description=line.description,
-            unit_amount=line.unit_amount,
-            quantity=line.quantity,
-            amount=line.amount,
-            sort_order=number,
-        )
+        InvoiceLine(invoice=invoice, **_line_fields(line, number))
         for number, line in enumerate(line for line in quote.lines if line.due_now)
     )
 
@@ -878,7 +873,7 @@ def service_terminate(*, service: Service) -> Service:
     return service
 
 
-# --- billing: renewals, trials ending, grace and suspension -------------------
+# --- invoices a service is billed: issued by billing and plan changes, settled here ---
 
 
 def _enqueue_once(service: Service, action: str, payload: dict | None = None) -> None:
@@ -924,81 +919,6 @@ def _service_invoice(
     return invoice
 
 
-def _next_billing_period(service: Service) -> tuple[datetime, datetime, datetime] | None:
-    """(start, end, due) of the period to bill next, or None when there is none."""
-    if service.price_type != PriceType.RECURRING or service.current_period_end is None:
-        return None
-    if service.status == Service.Status.TRIAL:
-        # Outside: the first paid period follows the trial; inside: it began with
-        # it. Either way its first invoice falls due when the trial ends.
-        if service.trial_ends_at is None:
-            return None
-        return service.current_period_start, service.current_period_end, service.trial_ends_at
-    start = service.current_period_end
-    return start, add_interval(start, service.time_interval, service.billing_period), start
-
-
-def _service_renewal_issue(service: Service, now: datetime) -> Invoice | None:
-    """Bill the service's next period when it has come; call it holding the service's lock."""
-    S = Service.Status
-    if service.status not in (S.TRIAL, S.ACTIVE, S.GRACE, S.SUSPENDED) or service.cancel_at:
-        return None
-    period = _next_billing_period(service)
-    if period is None or period[2] > now:
-        return None
-    start, end, due = period
-    renewals = service.invoices.filter(kind=Invoice.Kind.RENEWAL)
-    # The period advances only when its invoice is paid, so an unpaid one means
-    # this period is billed already.
-    if renewals.filter(Q(period_start=start) | Q(status=Invoice.Status.UNPAID)).exists():
-        return None
-    return _service_invoice(
-        service=service,
-        kind=Invoice.Kind.RENEWAL,
-        description=f"{service.package_name} – {service.price_name}, "
-        f"{start:%Y-%m-%d} to {end:%Y-%m-%d}",
-        amount=service.recurring_amount,
-        due_at=due,
-        period_start=start,
-        period_end=end,
-    )
-
-
-def _service_overdue(service: Service, now: datetime) -> tuple[bool, bool]:
-    """Unpaid past the due date: grace first, then suspension.
-
-    Returns (entered grace, suspension queued).
-    """
-    S = Service.Status
-    if service.status not in (S.TRIAL, S.ACTIVE, S.GRACE):
-        return False, False
-    overdue = (
-        service.invoices.filter(status=Invoice.Status.UNPAID, due_at__lte=now)
-        .order_by("due_at")
-        .first()
-    )
-    if overdue is None:
-        return False, False
-    entered_grace = suspended = False
-    if service.status != S.GRACE:
-        service.status = S.GRACE
-        # The grace period snapshotted at order time: catalog edits change no service.
-        service.grace_ends_at = add_interval(
-            overdue.due_at, service.grace_period, service.grace_interval or "day"
-        )
-        service.save(update_fields=["status", "grace_ends_at"])
-        entered_grace = True
-        notify_service(NotificationEvent.PAYMENT_OVERDUE, service, invoice=overdue)
-    suspending = service.jobs.filter(
-        action=ProvisioningJob.Action.SUSPEND, status__in=ProvisioningJob.OPEN_STATUSES
-    )
-    if service.grace_ends_at and service.grace_ends_at <= now and not suspending.exists():
-        # The provider suspends it; the job's success marks the service suspended.
-        provisioning_job_enqueue(service=service, action=ProvisioningJob.Action.SUSPEND)
-        suspended = True
-    return entered_grace, suspended
-
-
 def _service_invoice_paid(invoice: Invoice) -> None:
     """A renewal paid moves the period on; the last unpaid invoice paid lifts grace or suspension."""
     service = Service.objects.select_for_update().get(pk=invoice.service_id)
@@ -1022,347 +942,7 @@ def _service_invoice_paid(invoice: Invoice) -> None:
     service.save()
 
 
-def _reminder_window(now: datetime) -> tuple[datetime, datetime]:
-    """(after, until]: a trial or period ending in it is reminded of now."""
-    return now, now + timedelta(days=settings.BILLING_REMINDER_DAYS)
-
-
-def _service_trial_reminder(service: Service, now: datetime) -> bool:
-    """Tell the customer their trial ends soon, once per trial; call it holding the row lock.
-
-    A trial cancelled at its end gets none: nothing is billed after it. The
-    trial end is recorded even when the package's preferences leave the email
-    out; True when it was queued.
-    """
-    after, until = _reminder_window(now)
-    ends = service.trial_ends_at
-    if (
-        service.status != Service.Status.TRIAL
-        or service.price_type != PriceType.RECURRING
-        or service.cancel_at is not None
-        or ends is None
-        or not after < ends <= until
-        or service.trial_reminder_sent_for == ends
-    ):
-        return False
-    service.trial_reminder_sent_for = ends
-    service.save(update_fields=["trial_reminder_sent_for"])
-    return notify_service(NotificationEvent.TRIAL_ENDING, service)
-
-
-def _service_renewal_reminder(service: Service, now: datetime) -> bool:
-    """Tell the customer their service renews soon, once per period; call it holding the row lock.
-
-    Only a service that will renew: running (active, or in grace for another
-    invoice) and not cancelling at the period end. A downgrade scheduled for
-    the period end is what the renewal bills, so the email quotes it. True
-    when the email was queued (the package's preferences may leave it out).
-    """
-    after, until = _reminder_window(now)
-    end = service.current_period_end
-    if (
-        service.status not in (Service.Status.ACTIVE, Service.Status.GRACE)
-        or service.price_type != PriceType.RECURRING
-        or service.cancel_at is not None
-        or end is None
-        or not after < end <= until
-        or service.renewal_reminder_sent_for == end
-    ):
-        return False
-    service.renewal_reminder_sent_for = end
-    service.save(update_fields=["renewal_reminder_sent_for"])
-    extra: dict[str, str] = {}
-    change = service.plan_changes.filter(
-        status=PlanChange.Status.SCHEDULED, effective_at__lte=end
-    ).first()
-    if change is not None:
-        extra = {
-            "recurring_amount": format_money(change.recurring_amount),
-            "new_package": change.to_package_name,
-        }
-    return notify_service(NotificationEvent.RENEWAL_DUE, service, **extra)
-
-
-def _services_send_reminders(run: BillingRun, now: datetime) -> None:
-    """Trial-ending and renewal-due reminders; what each was sent for is kept on the service."""
-    S = Service.Status
-    after, until = _reminder_window(now)
-    if until <= after:
-        return
-    trials = Service.objects.filter(
-        status=S.TRIAL,
-        price_type=PriceType.RECURRING,
-        cancel_at__isnull=True,
-        trial_ends_at__gt=after,
-        trial_ends_at__lte=until,
-    ).exclude(trial_reminder_sent_for=F("trial_ends_at"))
-    for pk in trials.values_list("pk", flat=True):
-        with transaction.atomic():
-            service = Service.objects.select_for_update().get(pk=pk)
-            run.trial_reminders += _service_trial_reminder(service, now)
-
-    renewing = Service.objects.filter(
-        status__in=[S.ACTIVE, S.GRACE],
-        price_type=PriceType.RECURRING,
-        cancel_at__isnull=True,
-        current_period_end__gt=after,
-        current_period_end__lte=until,
-    ).exclude(renewal_reminder_sent_for=F("current_period_end"))
-    for pk in renewing.values_list("pk", flat=True):
-        with transaction.atomic():
-            service = Service.objects.select_for_update().get(pk=pk)
-            run.renewal_reminders += _service_renewal_reminder(service, now)
-
-
-@dataclass
-class BillingRun:
-    cancelled: int = 0
-    plan_changes: int = 0
-    invoices: int = 0
-    grace: int = 0
-    suspended: int = 0
-    trial_reminders: int = 0
-    renewal_reminders: int = 0
-
-    def __str__(self) -> str:
-        return (
-            f"{self.cancelled} cancelled, {self.plan_changes} plan change(s) applied, "
-            f"{self.invoices} invoice(s) issued, {self.grace} entered grace, "
-            f"{self.suspended} suspension(s) queued, "
-            f"{self.trial_reminders} trial-ending reminder(s) and "
-            f"{self.renewal_reminders} renewal reminder(s) sent."
-        )
-
-
-def services_run_billing(*, now: datetime | None = None) -> BillingRun:
-    """Everything that happens because time passed; cron runs it, it is safe to run twice.
-
-    Each service is handled in its own transaction holding its row lock, so a
-    run never waits on, or undoes, another run or a payment.
-    """
-    now = now or timezone.now()
-    run = BillingRun()
-    # Cancellations first: a service ending at its period end is not billed again.
-    run.cancelled = services_apply_due_cancellations(now=now)
-    # Downgrades next, so the renewal bills the new package.
-    due_changes = PlanChange.objects.filter(
-        status=PlanChange.Status.SCHEDULED, effective_at__lte=now
-    ).values_list("pk", flat=True)
-    for pk in due_changes:
-        with transaction.atomic():
-            run.plan_changes += _plan_change_apply_due(pk, now)
-
-    S = Service.Status
-    billable = Service.objects.filter(
-        price_type=PriceType.RECURRING, cancel_at__isnull=True
-    ).filter(
-        Q(status=S.TRIAL, trial_ends_at__lte=now)
-        | Q(status__in=[S.ACTIVE, S.GRACE, S.SUSPENDED], current_period_end__lte=now)
-    )
-    for pk in billable.values_list("pk", flat=True):
-        with transaction.atomic():
-            service = Service.objects.select_for_update().get(pk=pk)
-            if _service_renewal_issue(service, now) is not None:
-                run.invoices += 1
-
-    overdue = Service.objects.filter(
-        status__in=[S.TRIAL, S.ACTIVE, S.GRACE],
-        invoices__status=Invoice.Status.UNPAID,
-        invoices__due_at__lte=now,
-    ).distinct()
-    for pk in overdue.values_list("pk", flat=True):
-        with transaction.atomic():
-            service = Service.objects.select_for_update().get(pk=pk)
-            entered_grace, suspended = _service_overdue(service, now)
-            run.grace += entered_grace
-            run.suspended += suspended
-
-    _services_send_reminders(run, now)
-    return run
-
-
-# --- plan changes: the package's scaling rules --------------------------------
-
-
-def prorated_charge(*, difference: Money, start: datetime, end: datetime, now: datetime) -> Money:
-    """`difference` × the part of [start, end) still to come, rounded half up to the cent.
-
-    Computed as an exact fraction of microseconds, so no rounding happens before
-    the one to cents.
-    """
-    microsecond = timedelta(microseconds=1)
-    total = (end - start) // microsecond
-    left = min(max((end - now) // microsecond, 0), total)
-    if total <= 0 or difference.amount <= 0:
-        return Money(0, difference.currency)
-    cents = Fraction(difference.amount) * left * 100 / total
-    rounded = math.floor(cents + Fraction(1, 2))
-    return Money(Decimal(rounded).scaleb(-2), difference.currency)
-
-
-def _service_package_amount(service: Service) -> Money:
-    if service.package_amount is not None:
-        return service.package_amount
-    # Services sold before the field existed: the order's own pricing-option line.
-    line = service.order.lines.filter(kind=LineKind.PRICE, recurring=True).first()
-    return line.unit_amount if line else Money(0, service.currency)
-
-
-def _scaling_target(service: Service, package: Package | None, customer) -> tuple[Package, Offer]:
-    """The target and its same-name offer, or a refusal; the storefront's rules decide."""
-    if package is None or not package.pk:
-        raise refuse("Choose the package to move to.", "target_required")
-    if not PackageScaling.objects.filter(
-        from_package_id=service.package_id, to_package_id=package.pk
-    ).exists():
-        raise refuse("Your service cannot be moved to this package.", "not_a_target")
-    target = packages_for_order().get(pk=package.pk)
-    refusal = package_refusal(target)
-    if refusal is not None:
-        raise refuse(refusal.message, refusal.code)
-    price = next(
-        (p for p in target.prices.all() if p.enabled and p.name == service.price_name), None
-    )
-    if price is None:
-        raise refuse(
-            f"“{target.name}” has no “{service.price_name}” pricing option.", "no_same_price"
-        )
-    sold = offer(price, service.currency)
-    if not sold.is_available:
-        raise refuse(
-            Reason.PRICE_NOT_PRICED.format(name=price.name, currency=service.currency),
-            "price_not_in_currency",
-        )
-    if (price.type, price.time_interval, price.billing_period) != (
-        service.price_type,
-        service.time_interval,
-        service.billing_period,
-    ):
-        # Proration compares one period with another of the same length.
-        raise refuse(
-            f"“{target.name}” bills “{price.name}” over another period.", "price_period_differs"
-        )
-    _check_per_user_limit(target, customer, 1)
-    return target, sold
-
-
-@transaction.atomic
-def service_change_package(
-    *, service: Service, customer, package: Package | None, now: datetime | None = None
-) -> PlanChange:
-    """Move a service to one of its package's scaling targets.
-
-    A higher tier applies now and charges the price difference for the rest of
-    the period; a lower or equal tier applies when the period ends. Raises
-    ValidationError (with a code) and writes nothing when the move is refused.
-    """
-    now = now or timezone.now()
-    # Only the service row: the packages are locked one at a time, for their stock.
-    service = (
-        Service.objects.select_for_update(of=("self",)).select_related("package").get(pk=service.pk)
-    )
-    if service.customer_id != customer.pk:
-        raise refuse("This is not your service.", "not_owner")
-    if service.status != Service.Status.ACTIVE:
-        raise refuse("Only an active service can change its package.", "bad_status")
-    if (
-        service.price_type != PriceType.RECURRING
-        or service.current_period_start is None
-        or service.current_period_end is None
-        or service.current_period_end <= now
-    ):
-        raise refuse("This service has no billing period running.", "no_period")
-    if service.cancel_requested_at is not None:
-        raise refuse("This service is being cancelled.", "cancellation_requested")
-    if service.plan_changes.filter(status=PlanChange.Status.SCHEDULED).exists():
-        raise refuse("A change of package is already scheduled.", "change_scheduled")
-    if service.jobs.filter(
-        action=ProvisioningJob.Action.CHANGE_PACKAGE, status__in=ProvisioningJob.OPEN_STATUSES
-    ).exists():
-        raise refuse("A change of package is still under way.", "open_job")
-
-    target, sold = _scaling_target(service, package, customer)
-    took_stock = False
-    if target.has_stock:
-        # As in order_place: the target's row lock, its rules again, then the unit.
-        _lock_stock(target)
-        refusal = package_refusal(target)
-        if refusal is not None:
-            raise refuse(refusal.message, refusal.code)
-        took_stock = _take_stock(target, 1) > 0
-
-    package_amount = sold.price or Money(0, service.currency)
-    recurring_amount = service.recurring_amount - _service_package_amount(service) + package_amount
-    upgrade = target.tier > service.package.tier
-    change = PlanChange(
-        service=service,
-        direction=PlanChange.Direction.UPGRADE if upgrade else PlanChange.Direction.DOWNGRADE,
-        from_package_id=service.package_id,
-        from_package_name=service.package_name,
-        to_package=target,
-        to_package_name=target.name,
-        currency=service.currency,
-        recurring_amount=recurring_amount,
-        package_amount=package_amount,
-        provisioning_options=target.provisioning_options,
-        package_settings=target.package_settings,
-        took_stock=took_stock,
-        charge=Money(0, service.currency),
-        effective_at=now if upgrade else service.current_period_end,
-    )
-    if upgrade:
-        change.charge = prorated_charge(
-            difference=recurring_amount - service.recurring_amount,
-            start=service.current_period_start,
-            end=service.current_period_end,
-            now=now,
-        )
-    change.full_clean(exclude=["service", "from_package", "to_package", "invoice"])
-    change.save()
-    if upgrade:
-        if change.charge.amount > 0:
-            change.invoice = _service_invoice(
-                service=service,
-                kind=Invoice.Kind.PLAN_CHANGE,
-                description=f"Upgrade to {target.name} until "
-                f"{service.current_period_end:%Y-%m-%d} (prorated)",
-                amount=change.charge,
-                due_at=now,
-            )
-            change.save(update_fields=["invoice"])
-        _plan_change_apply(change, service, now)
-    return change
-
-
-def _plan_change_apply(change: PlanChange, service: Service, now: datetime) -> None:
-    """The service becomes the target package; call it holding the service's lock."""
-    if service.took_stock:
-        _release_stock(package_id=service.package_id, units=1)
-    service.took_stock = change.took_stock
-    service.package_id = change.to_package_id
-    service.package_name = change.to_package_name
-    service.recurring_amount = change.recurring_amount
-    service.package_amount = change.package_amount
-    service.provisioning_options = change.provisioning_options
-    service.package_settings = change.package_settings
-    service.save()
-    change.status = PlanChange.Status.APPLIED
-    change.applied_at = now
-    change.save(update_fields=["status", "applied_at"])
-    notify_service(
-        NotificationEvent.PACKAGE_CHANGED, service, from_package=change.from_package_name
-    )
-    # A change still waiting to run is superseded: the new job carries the latest package.
-    provisioning_job_cancel_open(service=service, action=ProvisioningJob.Action.CHANGE_PACKAGE)
-    provisioning_job_enqueue(
-        service=service,
-        action=ProvisioningJob.Action.CHANGE_PACKAGE,
-        payload={
-            "plan_change": change.pk,
-            "from_package": change.from_package_name,
-            "to_package": change.to_package_name,
-        },
-    )
+# --- a scheduled plan change dropped: by its customer, or as its service ends ---
 
 
 def _plan_change_cancel(change: PlanChange, now: datetime) -> None:
@@ -1372,32 +952,3 @@ def _plan_change_cancel(change: PlanChange, now: datetime) -> None:
     change.cancelled_at = now
     change.took_stock = False
     change.save(update_fields=["status", "cancelled_at", "took_stock"])
-
-
-def _plan_change_apply_due(pk: int, now: datetime) -> int:
-    """Apply a scheduled downgrade whose time has come; 1 when applied."""
-    change = PlanChange.objects.select_for_update().get(pk=pk)
-    service = Service.objects.select_for_update().get(pk=change.service_id)
-    if change.status != PlanChange.Status.SCHEDULED or change.effective_at > now:
-        return 0
-    if not service.is_live:
-        _plan_change_cancel(change, now)
-        return 0
-    if service.jobs.filter(
-        action=ProvisioningJob.Action.CHANGE_PACKAGE, status=ProvisioningJob.Status.RUNNING
-    ).exists():
-        return 0  # the next run applies it, once the provider has finished the last change
-    _plan_change_apply(change, service, now)
-    return 1
-
-
-@transaction.atomic
-def plan_change_cancel(*, change: PlanChange, customer) -> PlanChange:
-    """A customer drops a scheduled downgrade; its reserved unit goes back to stock."""
-    change = PlanChange.objects.select_for_update().select_related("service").get(pk=change.pk)
-    if change.service.customer_id != customer.pk:
-        raise refuse("This is not your service.", "not_owner")
-    if change.status != PlanChange.Status.SCHEDULED:
-        raise refuse("Only a scheduled change can be dropped.", "not_scheduled")
-    _plan_change_cancel(change, timezone.now())
-    return change

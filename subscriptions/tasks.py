@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django_tasks import task
 
+from .billing import services_run_billing
 from .jobs import provisioning_job_run
 from .notifications import notifications_send
-from .services import services_run_billing
 
 
 @task()

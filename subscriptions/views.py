@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from catalog.models import Package
 from storefront.currency import get_currency
 
-from . import selectors, services
+from . import plan_changes, selectors, services
 from .forms import CancelServiceForm, SignUpForm
 from .models import PlanChange, Service
 
@@ -155,7 +155,7 @@ def service_change_package(request, pk: int):
     # Any id is passed on: the service refuses what is not a target, with its message.
     target = Package.objects.filter(pk=int(raw)).first() if raw.isdigit() else None
     try:
-        change = services.service_change_package(
+        change = plan_changes.service_change_package(
             service=service, customer=request.user, package=target
         )
     except ValidationError as error:
@@ -215,7 +215,7 @@ def service_drop_change(request, pk: int):
     if change is None:
         messages.error(request, "No change of package is scheduled.")
     else:
-        services.plan_change_cancel(change=change, customer=request.user)
+        plan_changes.plan_change_cancel(change=change, customer=request.user)
         messages.success(request, f"Your service stays {service.package_name}.")
     return redirect("subscriptions:service", pk=service.pk)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from catalog.models import PackageScaling
+from subscriptions.billing import services_run_billing
 from subscriptions.models import Invoice, PlanChange
-from subscriptions.services import service_change_package, services_run_billing
+from subscriptions.plan_changes import service_change_package
 from tests.factories import PackageFactory, PackagePriceAmountFactory, PackagePriceFactory
 
 from .helpers import usd

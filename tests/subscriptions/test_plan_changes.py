@@ -11,14 +11,10 @@ from django.urls import reverse
 from djmoney.money import Money
 
 from catalog.models import Package, PackageScaling
+from subscriptions.billing import services_run_billing
 from subscriptions.models import Invoice, PlanChange, ProvisioningJob, Service
-from subscriptions.services import (
-    plan_change_cancel,
-    prorated_charge,
-    service_change_package,
-    service_request_cancellation,
-    services_run_billing,
-)
+from subscriptions.plan_changes import plan_change_cancel, prorated_charge, service_change_package
+from subscriptions.services import service_request_cancellation
 from tests.factories import PackageFactory, PackagePriceAmountFactory, PackagePriceFactory
 
 from .helpers import usd

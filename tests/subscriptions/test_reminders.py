@@ -7,14 +7,10 @@ from datetime import timedelta
 import pytest
 
 from catalog.models import NotificationEvent
+from subscriptions.billing import BillingRun, services_run_billing
 from subscriptions.models import Invoice, Service
-from subscriptions.services import (
-    BillingRun,
-    invoice_record_payment,
-    service_change_package,
-    service_request_cancellation,
-    services_run_billing,
-)
+from subscriptions.plan_changes import service_change_package
+from subscriptions.services import invoice_record_payment, service_request_cancellation
 
 from .test_lifecycle import active_service
 from .test_notifications import send_queued_notifications, subjects, text

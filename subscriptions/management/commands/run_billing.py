@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from subscriptions.services import services_run_billing
+from subscriptions.billing import services_run_billing
 
 
 class Command(BaseCommand):

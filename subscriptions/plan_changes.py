@@ -1,0 +1,243 @@
+"""Plan changes: a service moves to one of its package's scaling targets.
+
+An upgrade applies now and is prorated; a downgrade is scheduled for the
+period end, when the billing run applies it.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+
+from django.db import transaction
+from django.utils import timezone
+from djmoney.money import Money
+
+from catalog.models import NotificationEvent, Package, PackageScaling, PriceType
+from storefront.selectors import Offer, Reason, offer, package_refusal
+
+from .jobs import provisioning_job_cancel_open, provisioning_job_enqueue
+from .models import Invoice, LineKind, PlanChange, ProvisioningJob, Service
+from .notifications import notify_service
+from .services import (
+    _check_per_user_limit,
+    _lock_stock,
+    _plan_change_cancel,
+    _release_stock,
+    _service_invoice,
+    _take_stock,
+    packages_for_order,
+    refuse,
+)
+
+
+def prorated_charge(*, difference: Money, start: datetime, end: datetime, now: datetime) -> Money:
+    """`difference` × the part of [start, end) still to come, rounded half up to the cent.
+
+    Computed as an exact fraction of microseconds, so no rounding happens before
+    the one to cents.
+    """
+    microsecond = timedelta(microseconds=1)
+    total = (end - start) // microsecond
+    left = min(max((end - now) // microsecond, 0), total)
+    if total <= 0 or difference.amount <= 0:
+        return Money(0, difference.currency)
+    cents = Fraction(difference.amount) * left * 100 / total
+    rounded = math.floor(cents + Fraction(1, 2))
+    return Money(Decimal(rounded).scaleb(-2), difference.currency)
+
+
+def _service_package_amount(service: Service) -> Money:
+    if service.package_amount is not None:
+        return service.package_amount
+    # Services sold before the field existed: the order's own pricing-option line.
+    line = service.order.lines.filter(kind=LineKind.PRICE, recurring=True).first()
+    return line.unit_amount if line else Money(0, service.currency)
+
+
+def _scaling_target(service: Service, package: Package | None, customer) -> tuple[Package, Offer]:
+    """The target and its same-name offer, or a refusal; the storefront's rules decide."""
+    if package is None or not package.pk:
+        raise refuse("Choose the package to move to.", "target_required")
+    if not PackageScaling.objects.filter(
+        from_package_id=service.package_id, to_package_id=package.pk
+    ).exists():
+        raise refuse("Your service cannot be moved to this package.", "not_a_target")
+    target = packages_for_order().get(pk=package.pk)
+    refusal = package_refusal(target)
+    if refusal is not None:
+        raise refuse(refusal.message, refusal.code)
+    price = next(
+        (p for p in target.prices.all() if p.enabled and p.name == service.price_name), None
+    )
+    if price is None:
+        raise refuse(
+            f"“{target.name}” has no “{service.price_name}” pricing option.", "no_same_price"
+        )
+    sold = offer(price, service.currency)
+    if not sold.is_available:
+        raise refuse(
+            Reason.PRICE_NOT_PRICED.format(name=price.name, currency=service.currency),
+            "price_not_in_currency",
+        )
+    if (price.type, price.time_interval, price.billing_period) != (
+        service.price_type,
+        service.time_interval,
+        service.billing_period,
+    ):
+        # Proration compares one period with another of the same length.
+        raise refuse(
+            f"“{target.name}” bills “{price.name}” over another period.", "price_period_differs"
+        )
+    _check_per_user_limit(target, customer, 1)
+    return target, sold
+
+
+@transaction.atomic
+def service_change_package(
+    *, service: Service, customer, package: Package | None, now: datetime | None = None
+) -> PlanChange:
+    """Move a service to one of its package's scaling targets.
+
+    A higher tier applies now and charges the price difference for the rest of
+    the period; a lower or equal tier applies when the period ends. Raises
+    ValidationError (with a code) and writes nothing when the move is refused.
+    """
+    now = now or timezone.now()
+    # Only the service row: the packages are locked one at a time, for their stock.
+    service = (
+        Service.objects.select_for_update(of=("self",)).select_related("package").get(pk=service.pk)
+    )
+    if service.customer_id != customer.pk:
+        raise refuse("This is not your service.", "not_owner")
+    if service.status != Service.Status.ACTIVE:
+        raise refuse("Only an active service can change its package.", "bad_status")
+    if (
+        service.price_type != PriceType.RECURRING
+        or service.current_period_start is None
+        or service.current_period_end is None
+        or service.current_period_end <= now
+    ):
+        raise refuse("This service has no billing period running.", "no_period")
+    if service.cancel_requested_at is not None:
+        raise refuse("This service is being cancelled.", "cancellation_requested")
+    if service.plan_changes.filter(status=PlanChange.Status.SCHEDULED).exists():
+        raise refuse("A change of package is already scheduled.", "change_scheduled")
+    if service.jobs.filter(
+        action=ProvisioningJob.Action.CHANGE_PACKAGE, status__in=ProvisioningJob.OPEN_STATUSES
+    ).exists():
+        raise refuse("A change of package is still under way.", "open_job")
+
+    target, sold = _scaling_target(service, package, customer)
+    took_stock = False
+    if target.has_stock:
+        # As in order_place: the target's row lock, its rules again, then the unit.
+        _lock_stock(target)
+        refusal = package_refusal(target)
+        if refusal is not None:
+            raise refuse(refusal.message, refusal.code)
+        took_stock = _take_stock(target, 1) > 0
+
+    package_amount = sold.price or Money(0, service.currency)
+    recurring_amount = service.recurring_amount - _service_package_amount(service) + package_amount
+    upgrade = target.tier > service.package.tier
+    change = PlanChange(
+        service=service,
+        direction=PlanChange.Direction.UPGRADE if upgrade else PlanChange.Direction.DOWNGRADE,
+        from_package_id=service.package_id,
+        from_package_name=service.package_name,
+        to_package=target,
+        to_package_name=target.name,
+        currency=service.currency,
+        recurring_amount=recurring_amount,
+        package_amount=package_amount,
+        provisioning_options=target.provisioning_options,
+        package_settings=target.package_settings,
+        took_stock=took_stock,
+        charge=Money(0, service.currency),
+        effective_at=now if upgrade else service.current_period_end,
+    )
+    if upgrade:
+        change.charge = prorated_charge(
+            difference=recurring_amount - service.recurring_amount,
+            start=service.current_period_start,
+            end=service.current_period_end,
+            now=now,
+        )
+    change.full_clean(exclude=["service", "from_package", "to_package", "invoice"])
+    change.save()
+    if upgrade:
+        if change.charge.amount > 0:
+            change.invoice = _service_invoice(
+                service=service,
+                kind=Invoice.Kind.PLAN_CHANGE,
+                description=f"Upgrade to {target.name} until "
+                f"{service.current_period_end:%Y-%m-%d} (prorated)",
+                amount=change.charge,
+                due_at=now,
+            )
+            change.save(update_fields=["invoice"])
+        _plan_change_apply(change, service, now)
+    return change
+
+
+def _plan_change_apply(change: PlanChange, service: Service, now: datetime) -> None:
+    """The service becomes the target package; call it holding the service's lock."""
+    if service.took_stock:
+        _release_stock(package_id=service.package_id, units=1)
+    service.took_stock = change.took_stock
+    service.package_id = change.to_package_id
+    service.package_name = change.to_package_name
+    service.recurring_amount = change.recurring_amount
+    service.package_amount = change.package_amount
+    service.provisioning_options = change.provisioning_options
+    service.package_settings = change.package_settings
+    service.save()
+    change.status = PlanChange.Status.APPLIED
+    change.applied_at = now
+    change.save(update_fields=["status", "applied_at"])
+    notify_service(
+        NotificationEvent.PACKAGE_CHANGED, service, from_package=change.from_package_name
+    )
+    # A change still waiting to run is superseded: the new job carries the latest package.
+    provisioning_job_cancel_open(service=service, action=ProvisioningJob.Action.CHANGE_PACKAGE)
+    provisioning_job_enqueue(
+        service=service,
+        action=ProvisioningJob.Action.CHANGE_PACKAGE,
+        payload={
+            "plan_change": change.pk,
+            "from_package": change.from_package_name,
+            "to_package": change.to_package_name,
+        },
+    )
+
+
+def _plan_change_apply_due(pk: int, now: datetime) -> int:
+    """Apply a scheduled downgrade whose time has come; 1 when applied."""
+    change = PlanChange.objects.select_for_update().get(pk=pk)
+    service = Service.objects.select_for_update().get(pk=change.service_id)
+    if change.status != PlanChange.Status.SCHEDULED or change.effective_at > now:
+        return 0
+    if not service.is_live:
+        _plan_change_cancel(change, now)
+        return 0
+    if service.jobs.filter(
+        action=ProvisioningJob.Action.CHANGE_PACKAGE, status=ProvisioningJob.Status.RUNNING
+    ).exists():
+        return 0  # the next run applies it, once the provider has finished the last change
+    _plan_change_apply(change, service, now)
+    return 1
+
+
+@transaction.atomic
+def plan_change_cancel(*, change: PlanChange, customer) -> PlanChange:
+    """A customer drops a scheduled downgrade; its reserved unit goes back to stock."""
+    change = PlanChange.objects.select_for_update().select_related("service").get(pk=change.pk)
+    if change.service.customer_id != customer.pk:
+        raise refuse("This is not your service.", "not_owner")
+    if change.status != PlanChange.Status.SCHEDULED:
+        raise refuse("Only a scheduled change can be dropped.", "not_scheduled")
+    _plan_change_cancel(change, timezone.now())
+    return change

@@ -17,7 +17,11 @@ from djmoney.models.fields import MoneyField
 from djmoney.money import Money
 from ulid import ULID
 
+from provisioning.plugins.base import form_error_messages
+from provisioning.service_types import ServiceType
+
 from .fields import IconValidator, SanitizedHTMLField, validate_key_values
+from .text import plural
 
 UNLIMITED = -1
 
@@ -37,19 +41,6 @@ class Interval(models.TextChoices):
 APPROX_DAYS = {Interval.DAY: 1, Interval.WEEK: 7, Interval.MONTH: 31, Interval.YEAR: 366}
 MAX_TRIAL_DAYS = 366
 MAX_GRACE_DAYS = 93
-
-
-class ServiceType(models.TextChoices):
-    MEET = "meet", "Web meeting"
-    LIVE = "live", "Live streaming"
-    VIDEO = "video", "On-demand video"
-    WEBINAR = "webinar", "Webinar"
-    WEBCAST = "webcast", "Webcast"
-    SIMULCAST = "simulcast", "Simulcast"
-    PHONE = "phone", "Phone conference"
-    AUDIO = "audio", "Audio conference"
-    AUDCAST = "audcast", "Audio broadcast"
-    EXTENSIBLE = "extensible", "Extensible (any other service)"
 
 
 class NotificationEvent(models.TextChoices):
@@ -121,6 +112,10 @@ class Catalog(models.Model):
         fill_slug(self)
 
 
+# The one definition of "sold out": stock is tracked, none is left, and orders may not
+# go past zero. Stock never goes below zero (-1 is "not tracked"), so zero is the test.
+SOLD_OUT = Q(stock_qty=0, oversell_enabled=False)
+
 # Sent after QuerySet.update() changed packages, which sends no post_save: stock
 # is written that way under row locks, and the storefront's page cache must know.
 packages_updated = Signal()
@@ -141,7 +136,7 @@ class PackageQuerySet(models.QuerySet):
         return self.active().filter(hidden=False, retired=False)
 
     def sold_out(self):
-        return self.filter(stock_qty__gte=0, stock_qty__lte=0, oversell_enabled=False)
+        return self.filter(SOLD_OUT)
 
 
 class Package(models.Model):
@@ -311,7 +306,8 @@ class Package(models.Model):
 
     @property
     def is_sold_out(self) -> bool:
-        return self.has_stock and self.stock_qty <= 0 and not self.oversell_enabled
+        """SOLD_OUT, read from this instance (the order service passes a locked row)."""
+        return self.stock_qty == 0 and not self.oversell_enabled
 
     # --- visibility --------------------------------------------------------
 
@@ -333,11 +329,16 @@ class Package(models.Model):
 
     # --- seed 000's single-price view, read from the primary pricing option --
 
+    def enabled_prices(self) -> list[PackagePrice]:
+        """Enabled pricing options in staff order (works with or without a filtered prefetch)."""
+        options = [p for p in self.prices.all() if p.enabled]
+        options.sort(key=lambda p: (p.sort_order, p.pk or 0))
+        return options
+
     @property
     def primary_price(self) -> PackagePrice | None:
         """The first enabled pricing option in staff order."""
-        options = [p for p in self.prices.all() if p.enabled]
-        options.sort(key=lambda p: (p.sort_order, p.pk or 0))
+        options = self.enabled_prices()
         return options[0] if options else None
 
     @property
@@ -424,12 +425,7 @@ class Package(models.Model):
             return errors
         form = plugin.package_options_form(data=self.provisioning_options or {})
         if not form.is_valid():
-            errors["provisioning_options"] = [
-                f"{form.fields[name].label or name}: {' '.join(messages)}"
-                if name != "__all__"
-                else " ".join(messages)
-                for name, messages in form.errors.items()
-            ]
+            errors["provisioning_options"] = form_error_messages(form)
         else:
             self.provisioning_options = plugin.serialize_package_options(form.cleaned_data)
         return errors
@@ -529,14 +525,22 @@ class PackagePrice(PricedInCurrencies, models.Model):
         return self.type == PriceType.RECURRING
 
     def period_label(self) -> str:
-        """“month”, “3 months”, “one-time”, “free”."""
+        """“month”, “3 months”, “one-time”, “free”: the one wording of how an option bills."""
         if self.type == PriceType.FREE:
             return "free"
         if self.type == PriceType.ONETIME:
             return "one-time"
         if self.time_interval == 1:
             return self.billing_period
-        return f"{self.time_interval} {self.billing_period}s"
+        return plural(self.time_interval or 1, self.billing_period)
+
+    def period_suffix(self) -> str:
+        """What follows an amount: “/ month”, “/ 3 months”, “one-time”; empty when free."""
+        if self.is_free:
+            return ""
+        if not self.is_recurring:
+            return self.period_label()
+        return f"/ {self.period_label()}"
 
     def clean(self) -> None:
         errors = {}

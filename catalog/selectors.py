@@ -1,4 +1,4 @@
-"""Reads that build staff warnings about the catalog."""
+"""Reads of the catalog: what a quote needs, and the warnings staff see."""
 
 from __future__ import annotations
 
@@ -6,7 +6,23 @@ from collections.abc import Iterator
 
 from django.db.models import Prefetch
 
-from .models import Package, PackagePrice, Variant, VariantOption
+from .models import Package, PackagePrice, PackageQuerySet, Variant, VariantOption
+
+
+def packages_for_order() -> PackageQuerySet:
+    """Packages with every price, variant and amount a quote reads, in a fixed number of queries."""
+    return Package.objects.select_related("catalog").prefetch_related(
+        Prefetch("prices", queryset=PackagePrice.objects.prefetch_related("amounts")),
+        Prefetch(
+            "variants",
+            queryset=Variant.objects.prefetch_related(
+                Prefetch(
+                    "options",
+                    queryset=VariantOption.objects.prefetch_related("prices__amounts"),
+                )
+            ),
+        ),
+    )
 
 
 def _unmatched_pairs(*, variant: Variant, package: Package) -> Iterator[tuple[VariantOption, str]]:
@@ -15,7 +31,7 @@ def _unmatched_pairs(*, variant: Variant, package: Package) -> Iterator[tuple[Va
     Customers cannot buy such an option with that pricing option, so staff
     are told about every pair instead of customers finding out at checkout.
     """
-    price_names = [p.name for p in package.prices.all() if p.enabled]
+    price_names = [p.name for p in package.enabled_prices()]
     for option in variant.options.all():
         priced = {price.name for price in option.prices.all()}
         for name in price_names:
@@ -53,10 +69,10 @@ def package_for_warnings(pk: int) -> Package:
 
 def scaling_mismatches(*, package: Package) -> list[str]:
     """Scaling targets that sell no enabled pricing option of a name this package sells."""
-    own = {p.name for p in package.prices.all() if p.enabled}
+    own = {p.name for p in package.enabled_prices()}
     warnings = []
     for target in package.scalable_to.all():
-        theirs = {p.name for p in target.prices.all() if p.enabled}
+        theirs = {p.name for p in target.enabled_prices()}
         missing = sorted(own - theirs)
         if missing:
             warnings.append(

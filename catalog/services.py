@@ -53,12 +53,6 @@ def package_pricing_errors(
     return errors
 
 
-def package_check_pricing(*, package: Package) -> None:
-    errors = package_pricing_errors(package=package)
-    if errors:
-        raise ValidationError(errors)
-
-
 def package_set_scaling_targets(*, package: Package, targets: Iterable[Package]) -> None:
     targets = list(targets)
     if any(target.pk == package.pk for target in targets):

@@ -6,6 +6,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from polymorphic.models import PolymorphicModel
 
+from .plugins.base import Plugin
+from .registry import get_plugin
+
 
 class ProviderInstance(PolymorphicModel):
     """One configured connection of a provisioning plugin (a panel, a backend)."""
@@ -27,9 +30,7 @@ class ProviderInstance(PolymorphicModel):
         return self.name
 
     @property
-    def plugin(self):
-        from .registry import get_plugin
-
+    def plugin(self) -> Plugin:
         # A base row (admin list, non-polymorphic query) names its subclass
         # by content type, read from Django's cache rather than the database.
         return get_plugin(self.get_real_instance_class().plugin_key)

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
 from django.utils.module_loading import import_string
+
+from .plugins.base import Plugin
+
+if TYPE_CHECKING:
+    from .models import ProviderInstance
 
 PLUGINS = {
     "manual": "provisioning.plugins.manual.ManualPlugin",
@@ -12,8 +18,12 @@ PLUGINS = {
 }
 
 
+# What a package or service without a provider instance is set up with: staff, by hand.
+DEFAULT_PLUGIN = "manual"
+
+
 @cache
-def get_plugin(key: str):
+def get_plugin(key: str) -> Plugin:
     try:
         path = PLUGINS[key]
     except KeyError:
@@ -21,5 +31,16 @@ def get_plugin(key: str):
     return import_string(path)()
 
 
-def all_plugins() -> list:
+def all_plugins() -> list[Plugin]:
     return [get_plugin(key) for key in PLUGINS]
+
+
+def plugin_for(instance: ProviderInstance | None) -> tuple[Plugin, ProviderInstance | None]:
+    """The plugin that sets up a package or service, with its concrete instance.
+
+    No provider instance means the Manual plugin: staff do the work by hand.
+    """
+    if instance is None:
+        return get_plugin(DEFAULT_PLUGIN), None
+    instance = instance.get_real_instance()
+    return instance.plugin, instance

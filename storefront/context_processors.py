@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from .currency import get_currency, store_currencies
+from catalog.currency import get_currency, store_currencies
 
 
 def store(request) -> dict:

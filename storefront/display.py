@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
+from catalog.availability import Offer, VariantChoice
+from catalog.currency import format_money
 from catalog.models import Feature, Package, PackageFeature, PackagePrice, PackageQuota, Quota
-
-from .currency import format_money
-from .selectors import Offer, VariantChoice
-
-
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
-def period_suffix(option: PackagePrice) -> str:
-    """“/ month”, “/ 3 months”, “one-time”; empty for free options."""
-    if option.is_free:
-        return ""
-    if not option.is_recurring:
-        return "one-time"
-    if option.time_interval == 1:
-        return f"/ {option.billing_period}"
-    return f"/ {plural(option.time_interval or 1, option.billing_period)}"
+from catalog.text import plural
 
 
 def price_text(offer: Offer) -> str:
@@ -29,7 +14,7 @@ def price_text(offer: Offer) -> str:
         return "Free"
     if offer.amount is None:
         return f"Not sold in {offer.currency}"
-    return f"{format_money(offer.price)} {period_suffix(offer.option)}"
+    return f"{format_money(offer.price)} {offer.option.period_suffix()}"
 
 
 def fees_text(offer: Offer) -> str:
@@ -53,7 +38,7 @@ def variant_choice_text(choice: VariantChoice, option: PackagePrice) -> str:
     """What an option adds to the chosen pricing option: “+15.00 USD / month”, “included”."""
     parts = []
     if choice.price.amount > 0:
-        parts.append(f"+{format_money(choice.price)} {period_suffix(option)}".strip())
+        parts.append(f"+{format_money(choice.price)} {option.period_suffix()}".strip())
     else:
         parts.append("included")
     if choice.setup_fee:

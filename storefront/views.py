@@ -16,11 +16,12 @@ from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 from django.views.decorators.http import require_POST, require_safe
 
+from catalog import availability
+from catalog.currency import get_currency, set_currency, store_currencies
 from catalog.fields import sanitize_html
 from catalog.models import Package, Variant
 
 from . import display, selectors
-from .currency import get_currency, set_currency, store_currencies
 from .responses import compact_html, render_page, storefront_response
 
 STORE_NAME = "Store"
@@ -53,7 +54,7 @@ def _index_page(currency: str) -> dict:
             "catalog": catalog,
             "package_count": len(catalog.listed_packages),
             "from_price": display.starting_price_text(
-                selectors.cheapest_offer(catalog.listed_packages, currency), currency
+                availability.cheapest_offer(catalog.listed_packages, currency), currency
             )
             if catalog.listed_packages
             else "",
@@ -88,7 +89,7 @@ def _catalog_page(catalog_slug: str, currency: str) -> dict:
             "package": package,
             "url": reverse("storefront:package", args=[catalog.slug, package.slug]),
             "price": display.starting_price_text(
-                selectors.starting_offer(package, currency), currency
+                availability.starting_offer(package, currency), currency
             ),
             "trial": display.trial_badge(package),
             "stock": display.stock_badge(package),
@@ -220,9 +221,9 @@ def _package_page(
     package = selectors.package_for_customer_or_404(catalog_slug, package_slug, user)
     catalog = package.catalog
     selected = selectors.selected_price(package, currency, requested)
-    offers = selectors.package_offers(package, currency)
-    orderability = selectors.package_orderability(package, currency, selected)
-    variants = selectors.offered_variants(package, selected, currency)
+    offers = availability.package_offers(package, currency)
+    orderability = availability.package_orderability(package, currency, selected)
+    variants = availability.offered_variants(package, selected, currency)
     quantity_max = _quantity_max(package)
     quantity = min(quantity or 1, quantity_max or quantity or 1)
     scaling_targets = selectors.customer_scaling_targets(package)
@@ -272,7 +273,7 @@ def _package_page(
                 if target.tier < package.tier
                 else "Same tier",
                 "price": display.starting_price_text(
-                    selectors.starting_offer(target, currency), currency
+                    availability.starting_offer(target, currency), currency
                 ),
             }
             for target in scaling_targets
@@ -290,7 +291,7 @@ def _package_page(
     }
 
 
-def _variant_field(item: selectors.OfferedVariant, selected, chosen: dict) -> dict:
+def _variant_field(item: availability.OfferedVariant, selected, chosen: dict) -> dict:
     wanted = chosen.get(item.variant.code, ())
     choices = [
         {
@@ -313,13 +314,13 @@ def _script_data(package: Package, selected, currency: str, scaling_targets: lis
     Variant descriptions are staff-only and are never included.
     """
     currencies = store_currencies()
-    prices = selectors.enabled_prices(package)
+    prices = package.enabled_prices()
     data_prices = []
     for price in prices:
         per_currency = {}
         for code in currencies:
-            item = selectors.offer(price, code)
-            ok, reason = selectors.package_orderability(package, code, price)
+            item = availability.offer(price, code)
+            ok, reason = availability.package_orderability(package, code, price)
             per_currency[code] = {
                 "available": item.is_available,
                 "price": display.price_text(item),
@@ -329,13 +330,13 @@ def _script_data(package: Package, selected, currency: str, scaling_targets: lis
             }
         data_prices.append({"id": price.pk, "name": price.name, "currencies": per_currency})
     data_variants = []
-    for variant in selectors.customer_variants(package):
+    for variant in availability.customer_variants(package):
         options = []
         for option in variant.options.all():
             labels: dict[str, dict[str, str]] = {}
             for price in prices:
                 for code in currencies:
-                    choice = selectors.variant_choice(option, price.name, code)
+                    choice = availability.variant_choice(option, price.name, code)
                     if choice is not None:
                         labels.setdefault(price.name, {})[code] = display.variant_choice_text(
                             choice, price
@@ -351,10 +352,10 @@ def _script_data(package: Package, selected, currency: str, scaling_targets: lis
                     "options": options,
                 }
             )
-    no_price = selectors.package_orderability(package, currency)
+    no_price = availability.package_orderability(package, currency)
     scaling = {
         str(target.pk): {
-            code: display.starting_price_text(selectors.starting_offer(target, code), code)
+            code: display.starting_price_text(availability.starting_offer(target, code), code)
             for code in currencies
         }
         for target in scaling_targets

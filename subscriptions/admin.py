@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
-from . import jobs, services
+from . import invoicing, jobs, lifecycle, ordering
 from .models import (
     Invoice,
     InvoiceLine,
@@ -79,7 +79,7 @@ class OrderAdmin(SnapshotAdmin):
 
     @admin.action(description="Cancel selected unpaid orders (gives stock back)")
     def cancel_orders(self, request, queryset):
-        _run(self, request, queryset, lambda o: services.order_cancel(order=o),
+        _run(self, request, queryset, lambda o: ordering.order_cancel(order=o),
              "{count} order(s) cancelled.")  # fmt: skip
 
 
@@ -107,9 +107,9 @@ class InvoiceAdmin(SnapshotAdmin):
     @admin.action(description="Mark selected invoices paid (records a payment of the balance)")
     def mark_paid(self, request, queryset):
         def pay(invoice):
-            services.invoice_record_payment(
+            invoicing.invoice_record_payment(
                 invoice=invoice,
-                amount=services.invoice_balance(invoice),
+                amount=invoicing.invoice_balance(invoice),
                 method=Payment.Method.STAFF,
                 reference=f"marked paid by {request.user}",
                 recorded_by=request.user,
@@ -169,17 +169,17 @@ class ServiceAdmin(RecordAdmin):
 
     @admin.action(description="Suspend selected services")
     def suspend(self, request, queryset):
-        _run(self, request, queryset, lambda s: services.service_suspend(service=s),
+        _run(self, request, queryset, lambda s: lifecycle.service_suspend(service=s),
              "Suspension queued for {count} service(s).")  # fmt: skip
 
     @admin.action(description="Unsuspend selected services")
     def unsuspend(self, request, queryset):
-        _run(self, request, queryset, lambda s: services.service_unsuspend(service=s),
+        _run(self, request, queryset, lambda s: lifecycle.service_unsuspend(service=s),
              "Unsuspension queued for {count} service(s).")  # fmt: skip
 
     @admin.action(description="Terminate selected services")
     def terminate(self, request, queryset):
-        _run(self, request, queryset, lambda s: services.service_terminate(service=s),
+        _run(self, request, queryset, lambda s: lifecycle.service_terminate(service=s),
              "{count} service(s) terminated.")  # fmt: skip
 
 

@@ -10,18 +10,20 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
+from django_tasks import task
 
+from catalog.currency import format_money
 from catalog.models import NotificationEvent, PriceType
-from storefront.currency import format_money
 
+from .invoicing import service_invoice_issue
 from .jobs import provisioning_job_enqueue
+from .lifecycle import services_apply_due_cancellations
 from .models import Invoice, PlanChange, ProvisioningJob, Service
 from .notifications import notify_service
 from .periods import add_interval
-from .plan_changes import _plan_change_apply_due
-from .services import _service_invoice, services_apply_due_cancellations
+from .plan_changes import plan_change_apply_due
 
 
 def _next_billing_period(service: Service) -> tuple[datetime, datetime, datetime] | None:
@@ -52,7 +54,7 @@ def _service_renewal_issue(service: Service, now: datetime) -> Invoice | None:
     # this period is billed already.
     if renewals.filter(Q(period_start=start) | Q(status=Invoice.Status.UNPAID)).exists():
         return None
-    return _service_invoice(
+    return service_invoice_issue(
         service=service,
         kind=Invoice.Kind.RENEWAL,
         description=f"{service.package_name} – {service.price_name}, "
@@ -104,48 +106,25 @@ def _reminder_window(now: datetime) -> tuple[datetime, datetime]:
     return now, now + timedelta(days=settings.BILLING_REMINDER_DAYS)
 
 
-def _service_trial_reminder(service: Service, now: datetime) -> bool:
-    """Tell the customer their trial ends soon, once per trial; call it holding the row lock.
+def _service_trial_reminder(service: Service) -> bool:
+    """Tell the customer their trial ends soon; call it on a row locked as still due.
 
-    A trial cancelled at its end gets none: nothing is billed after it. The
-    trial end is recorded even when the package's preferences leave the email
-    out; True when it was queued.
+    The trial end is recorded even when the package's preferences leave the
+    email out; True when it was queued.
     """
-    after, until = _reminder_window(now)
-    ends = service.trial_ends_at
-    if (
-        service.status != Service.Status.TRIAL
-        or service.price_type != PriceType.RECURRING
-        or service.cancel_at is not None
-        or ends is None
-        or not after < ends <= until
-        or service.trial_reminder_sent_for == ends
-    ):
-        return False
-    service.trial_reminder_sent_for = ends
+    service.trial_reminder_sent_for = service.trial_ends_at
     service.save(update_fields=["trial_reminder_sent_for"])
     return notify_service(NotificationEvent.TRIAL_ENDING, service)
 
 
-def _service_renewal_reminder(service: Service, now: datetime) -> bool:
-    """Tell the customer their service renews soon, once per period; call it holding the row lock.
+def _service_renewal_reminder(service: Service) -> bool:
+    """Tell the customer their service renews soon; call it on a row locked as still due.
 
-    Only a service that will renew: running (active, or in grace for another
-    invoice) and not cancelling at the period end. A downgrade scheduled for
-    the period end is what the renewal bills, so the email quotes it. True
-    when the email was queued (the package's preferences may leave it out).
+    A downgrade scheduled for the period end is what the renewal bills, so the
+    email quotes it. True when the email was queued (the package's
+    preferences may leave it out).
     """
-    after, until = _reminder_window(now)
     end = service.current_period_end
-    if (
-        service.status not in (Service.Status.ACTIVE, Service.Status.GRACE)
-        or service.price_type != PriceType.RECURRING
-        or service.cancel_at is not None
-        or end is None
-        or not after < end <= until
-        or service.renewal_reminder_sent_for == end
-    ):
-        return False
     service.renewal_reminder_sent_for = end
     service.save(update_fields=["renewal_reminder_sent_for"])
     extra: dict[str, str] = {}
@@ -161,34 +140,26 @@ def _service_renewal_reminder(service: Service, now: datetime) -> bool:
 
 
 def _services_send_reminders(run: BillingRun, now: datetime) -> None:
-    """Trial-ending and renewal-due reminders; what each was sent for is kept on the service."""
-    S = Service.Status
+    """Trial-ending and renewal-due reminders, once per trial end and period end.
+
+    Each service is locked and read again through the same condition that
+    selected it, so a run racing another sends each reminder once.
+    """
     after, until = _reminder_window(now)
     if until <= after:
         return
-    trials = Service.objects.filter(
-        status=S.TRIAL,
-        price_type=PriceType.RECURRING,
-        cancel_at__isnull=True,
-        trial_ends_at__gt=after,
-        trial_ends_at__lte=until,
-    ).exclude(trial_reminder_sent_for=F("trial_ends_at"))
-    for pk in trials.values_list("pk", flat=True):
+    due = Service.objects.trial_reminder_due(after=after, until=until)
+    for pk in due.values_list("pk", flat=True):
         with transaction.atomic():
-            service = Service.objects.select_for_update().get(pk=pk)
-            run.trial_reminders += _service_trial_reminder(service, now)
-
-    renewing = Service.objects.filter(
-        status__in=[S.ACTIVE, S.GRACE],
-        price_type=PriceType.RECURRING,
-        cancel_at__isnull=True,
-        current_period_end__gt=after,
-        current_period_end__lte=until,
-    ).exclude(renewal_reminder_sent_for=F("current_period_end"))
-    for pk in renewing.values_list("pk", flat=True):
+            service = due.select_for_update().filter(pk=pk).first()
+            if service is not None:
+                run.trial_reminders += _service_trial_reminder(service)
+    due = Service.objects.renewal_reminder_due(after=after, until=until)
+    for pk in due.values_list("pk", flat=True):
         with transaction.atomic():
-            service = Service.objects.select_for_update().get(pk=pk)
-            run.renewal_reminders += _service_renewal_reminder(service, now)
+            service = due.select_for_update().filter(pk=pk).first()
+            if service is not None:
+                run.renewal_reminders += _service_renewal_reminder(service)
 
 
 @dataclass
@@ -227,7 +198,7 @@ def services_run_billing(*, now: datetime | None = None) -> BillingRun:
     ).values_list("pk", flat=True)
     for pk in due_changes:
         with transaction.atomic():
-            run.plan_changes += _plan_change_apply_due(pk, now)
+            run.plan_changes += plan_change_apply_due(pk, now)
 
     S = Service.Status
     billable = Service.objects.filter(
@@ -256,3 +227,9 @@ def services_run_billing(*, now: datetime | None = None) -> BillingRun:
 
     _services_send_reminders(run, now)
     return run
+
+
+@task()
+def run_billing() -> str:
+    """The billing run as a task, for a scheduler that enqueues tasks instead of cron."""
+    return str(services_run_billing())

@@ -4,6 +4,9 @@ from django import forms
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.forms import AuthenticationForm
 
+from catalog.errors import ErrorCode
+
+from .accounts import EMAIL_TAKEN, email_taken
 from .models import Service
 
 
@@ -40,12 +43,8 @@ class SignUpForm(forms.Form):
 
     def clean_email(self) -> str:
         email = self.cleaned_data["email"].strip().lower()
-        User = get_user_model()
-        if (
-            User.objects.filter(email__iexact=email).exists()
-            or User.objects.filter(username__iexact=email).exists()
-        ):
-            raise forms.ValidationError("An account with this email address already exists.")
+        if email_taken(email):
+            raise forms.ValidationError(EMAIL_TAKEN, code=ErrorCode.EMAIL_TAKEN)
         return email
 
     def clean(self):

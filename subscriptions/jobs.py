@@ -11,20 +11,22 @@ make the provider act twice.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django_tasks import task
 
-from catalog.models import NotificationEvent
+from catalog.errors import ErrorCode, refuse
+from catalog.models import NotificationEvent, Package, PriceType
 from provisioning.plugins.base import ProvisioningError, ProvisionRequest
-from provisioning.registry import get_plugin
+from provisioning.registry import plugin_for
 
 from .models import ProvisioningJob, Service
 from .notifications import notify_service
+from .periods import add_interval
 
 MAX_BACKOFF_SECONDS = 3600
 
@@ -40,8 +42,6 @@ def retry_delay(attempts: int) -> timedelta:
 
 
 def _queue_task(job: ProvisioningJob) -> None:
-    from .tasks import run_provisioning_job
-
     task = run_provisioning_job
     if job.next_attempt_at and job.next_attempt_at > timezone.now():
         task = task.using(run_after=job.next_attempt_at)
@@ -61,24 +61,21 @@ def provisioning_job_enqueue(
     return job
 
 
+def provisioning_job_enqueue_once(
+    *, service: Service, action: str, payload: dict | None = None
+) -> None:
+    """Queue `action` unless one is open already."""
+    # One open job per action and service (a database constraint): an open one
+    # still to run reads the service as it is then, so it covers this change too.
+    if not service.jobs.filter(action=action, status__in=ProvisioningJob.OPEN_STATUSES).exists():
+        provisioning_job_enqueue(service=service, action=action, payload=payload)
+
+
 def provisioning_job_cancel_open(*, service: Service, action: str) -> int:
     """Drop jobs that have not started; a running one sees the new state when it finishes."""
     return ProvisioningJob.objects.filter(
-        service=service,
-        action=action,
-        status__in=[
-            ProvisioningJob.Status.QUEUED,
-            ProvisioningJob.Status.WAITING,
-            ProvisioningJob.Status.FAILED,
-        ],
+        service=service, action=action, status__in=ProvisioningJob.NOT_STARTED_STATUSES
     ).update(status=ProvisioningJob.Status.CANCELLED, finished_at=timezone.now())
-
-
-def _plugin_and_instance(service: Service):
-    if service.provider_instance_id is None:
-        return get_plugin("manual"), None
-    instance = service.provider_instance.get_real_instance()
-    return instance.plugin, instance
 
 
 def _request_for(job: ProvisioningJob) -> ProvisionRequest:
@@ -113,7 +110,7 @@ def provisioning_job_run(*, job_id: int) -> str:
         return "skipped: nothing to do"
     job = ProvisioningJob.objects.select_related("service__customer").get(pk=job_id)
     try:
-        plugin, instance = _plugin_and_instance(job.service)
+        plugin, instance = plugin_for(job.service.provider_instance)
         result = plugin.perform(instance, _request_for(job))
     except ProvisioningError as error:
         return provisioning_job_failed(job_id=job_id, error=str(error))
@@ -124,6 +121,11 @@ def provisioning_job_run(*, job_id: int) -> str:
             job_id=job_id, remote_id=result.remote_id, message=result.message
         )
     return provisioning_job_waiting(job_id=job_id, message=result.message)
+
+
+@task()
+def run_provisioning_job(job_id: int) -> str:
+    return provisioning_job_run(job_id=job_id)
 
 
 @transaction.atomic
@@ -187,9 +189,34 @@ def provisioning_job_succeeded(*, job_id: int, remote_id: str = "", message: str
     return "done"
 
 
-def _apply(job: ProvisioningJob, service: Service, now) -> None:
-    from .services import service_start
+def service_start(service: Service, *, now: datetime | None = None) -> None:
+    """The provider has set it up: the trial or the first period begins now."""
+    now = now or timezone.now()
+    service.activated_at = now
+    recurring = service.price_type == PriceType.RECURRING
+    if service.trial_period and recurring:
+        service.status = Service.Status.TRIAL
+        service.trial_started_at = now
+        service.trial_ends_at = add_interval(now, service.trial_period, service.trial_interval)
+        # outside: the first paid period follows the trial; inside: it began with it.
+        start = service.trial_ends_at if service.trial_mode == Package.TrialMode.OUTSIDE else now
+        service.current_period_start = start
+        service.current_period_end = max(
+            add_interval(start, service.time_interval, service.billing_period),
+            service.trial_ends_at,
+        )
+        service.next_due_at = service.trial_ends_at
+    else:
+        service.status = Service.Status.ACTIVE
+        if recurring:
+            service.current_period_start = now
+            service.current_period_end = add_interval(
+                now, service.time_interval, service.billing_period
+            )
+            service.next_due_at = service.current_period_end
 
+
+def _apply(job: ProvisioningJob, service: Service, now) -> None:
     Action, S = ProvisioningJob.Action, Service.Status
     if job.action == Action.CREATE:
         if service.status == S.PENDING:
@@ -223,7 +250,7 @@ def provisioning_job_complete(*, job: ProvisioningJob, remote_id: str = "") -> s
     if not ProvisioningJob.objects.filter(
         pk=job.pk, status=ProvisioningJob.Status.WAITING
     ).exists():
-        raise ValidationError("Only a job waiting for staff can be completed.", code="not_waiting")
+        raise refuse(ErrorCode.NOT_WAITING, "Only a job waiting for staff can be completed.")
     return provisioning_job_succeeded(
         job_id=job.pk, remote_id=remote_id, message="Completed by staff."
     )
@@ -237,10 +264,10 @@ def provisioning_job_retry(*, job: ProvisioningJob) -> ProvisioningJob:
         job.started_at is None or job.started_at < timezone.now() - timedelta(minutes=15)
     )
     if job.status != ProvisioningJob.Status.FAILED and not stale:
-        raise ValidationError(
+        raise refuse(
+            ErrorCode.NOT_RETRYABLE,
             f"Only a failed job (or one stuck running) can be retried; this one is "
             f"{job.get_status_display().lower()}.",
-            code="not_retryable",
         )
     job.status = ProvisioningJob.Status.QUEUED
     job.attempts = 0

@@ -7,11 +7,16 @@ it was sold with, so editing the catalog later never changes what was bought.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from djmoney.models.fields import MoneyField
+
+from catalog.availability import Offer, scaling_offer
+from catalog.errors import ErrorCode, Refusal
+from catalog.models import Package, PriceType
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
 
@@ -230,8 +235,32 @@ class ServiceQuerySet(models.QuerySet):
         """Services that count against a package's per-user limit."""
         return self.filter(status__in=Service.LIVE_STATUSES)
 
-    def needing_attention(self):
-        return self.filter(needs_attention=True)
+    def trial_reminder_due(self, *, after: datetime, until: datetime):
+        """Trials ending in (after, until] whose customer has not been reminded of that end.
+
+        A trial cancelled at its end gets none: nothing is billed after it.
+        """
+        return self.filter(
+            status=Service.Status.TRIAL,
+            price_type=PriceType.RECURRING,
+            cancel_at__isnull=True,
+            trial_ends_at__gt=after,
+            trial_ends_at__lte=until,
+        ).exclude(trial_reminder_sent_for=F("trial_ends_at"))
+
+    def renewal_reminder_due(self, *, after: datetime, until: datetime):
+        """Services that will renew at a period end in (after, until], not yet reminded of it.
+
+        Only a service that will renew: running (active, or in grace for another
+        invoice) and not cancelling at the period end.
+        """
+        return self.filter(
+            status__in=[Service.Status.ACTIVE, Service.Status.GRACE],
+            price_type=PriceType.RECURRING,
+            cancel_at__isnull=True,
+            current_period_end__gt=after,
+            current_period_end__lte=until,
+        ).exclude(renewal_reminder_sent_for=F("current_period_end"))
 
 
 class Service(models.Model):
@@ -346,6 +375,50 @@ class Service(models.Model):
     def is_live(self) -> bool:
         return self.status in self.LIVE_STATUSES
 
+    def cancellation_refusal(self) -> Refusal | None:
+        """Why the customer may not ask to cancel now; None when they may."""
+        if not self.package.allow_cancellation:
+            return Refusal(
+                ErrorCode.CANCELLATION_NOT_ALLOWED,
+                "This package cannot be cancelled by customers; contact us.",
+            )
+        if self.cancel_requested_at is not None:
+            return Refusal(
+                ErrorCode.CANCELLATION_REQUESTED, "You have already asked to cancel this service."
+            )
+        if not self.is_live:
+            return Refusal(ErrorCode.SERVICE_ENDED, "This service has already ended.")
+        return None
+
+    def scaling_offer(self, target: Package) -> Offer | Refusal:
+        """What this service would pay on `target`, or why it cannot move there.
+
+        The service page offers, and the plan-change service accepts, by this rule.
+        """
+        return scaling_offer(
+            target,
+            price_name=self.price_name,
+            price_type=self.price_type,
+            time_interval=self.time_interval,
+            billing_period=self.billing_period,
+            currency=self.currency,
+        )
+
+    def package_change_refusal(self, now: datetime) -> Refusal | None:
+        """Why the service may not change package now, by its own fields; None when it may."""
+        if self.status != self.Status.ACTIVE:
+            return Refusal(ErrorCode.BAD_STATUS, "Only an active service can change its package.")
+        if (
+            self.price_type != PriceType.RECURRING
+            or self.current_period_start is None
+            or self.current_period_end is None
+            or self.current_period_end <= now
+        ):
+            return Refusal(ErrorCode.NO_PERIOD, "This service has no billing period running.")
+        if self.cancel_requested_at is not None:
+            return Refusal(ErrorCode.CANCELLATION_REQUESTED, "This service is being cancelled.")
+        return None
+
     @property
     def variants_map(self) -> dict[str, str]:
         """What plugins receive: variant code → chosen option's value."""
@@ -441,6 +514,8 @@ class ProvisioningJob(models.Model):
         CANCELLED = "cancelled", "Cancelled"
 
     OPEN_STATUSES = (Status.QUEUED, Status.RUNNING, Status.WAITING, Status.FAILED)
+    # Open but not with a worker: these may be dropped without waiting for anyone.
+    NOT_STARTED_STATUSES = (Status.QUEUED, Status.WAITING, Status.FAILED)
 
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="jobs")
     action = models.CharField(max_length=20, choices=Action.choices)

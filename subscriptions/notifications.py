@@ -20,10 +20,11 @@ from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.template import Context
 from django.template.loader import get_template
+from django_tasks import task
 from djmoney.money import Money
 
+from catalog.currency import format_money
 from catalog.models import NotificationEvent, Package, PriceType
-from storefront.currency import format_money
 
 from .models import Invoice, Order, Payment, Service
 
@@ -42,10 +43,13 @@ def notify(
     wanted = [name for name in events if name in (package.notification_preferences or [])]
     if not wanted:
         return False
-    from .tasks import send_notifications
-
     send_notifications.enqueue(events=wanted, customer_id=customer_id, context=context)
     return True
+
+
+@task()
+def send_notifications(*, events: list[str], customer_id: int, context: dict[str, str]) -> int:
+    return notifications_send(events=events, customer_id=customer_id, context=context)
 
 
 def notifications_send(*, events: list[str], customer_id: int, context: dict[str, Any]) -> int:
@@ -108,7 +112,9 @@ def notify_order_placed(*, order: Order, invoice: Invoice, package: Package) -> 
     )
 
 
-def notify_invoice(event: str, invoice: Invoice, *, payment: Payment | None = None) -> None:
+def notify_invoice(
+    event: str, invoice: Invoice, *, payment: Payment | None = None, balance: Money | None = None
+) -> None:
     """An invoice issued or paid; a zero invoice settles itself and is not worth an email."""
     if invoice.total.amount == 0:
         return
@@ -118,10 +124,8 @@ def notify_invoice(event: str, invoice: Invoice, *, payment: Payment | None = No
         package, package_name = invoice.order.package, invoice.order.package_name
     context = {"package_name": package_name, **_invoice_context(invoice)}
     if payment is not None:
-        from .services import invoice_balance
-
         context["payment_amount"] = _money(payment.amount)
-        context["balance"] = _money(invoice_balance(invoice))
+        context["balance"] = _money(balance)
     notify(event=event, package=package, customer_id=invoice.customer_id, context=context)
 
 

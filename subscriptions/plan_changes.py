@@ -15,22 +15,18 @@ from django.db import transaction
 from django.utils import timezone
 from djmoney.money import Money
 
-from catalog.models import NotificationEvent, Package, PackageScaling, PriceType
-from storefront.selectors import Offer, Reason, offer, package_refusal
+from catalog.availability import Offer, package_refusal
+from catalog.errors import ErrorCode, Refusal, refuse
+from catalog.models import NotificationEvent, Package, PackageScaling
+from catalog.selectors import packages_for_order
+from catalog.stock import stock_lock, stock_release, stock_take
 
+from .invoicing import service_invoice_issue
 from .jobs import provisioning_job_cancel_open, provisioning_job_enqueue
+from .lifecycle import plan_change_drop
 from .models import Invoice, LineKind, PlanChange, ProvisioningJob, Service
 from .notifications import notify_service
-from .services import (
-    _check_per_user_limit,
-    _lock_stock,
-    _plan_change_cancel,
-    _release_stock,
-    _service_invoice,
-    _take_stock,
-    packages_for_order,
-    refuse,
-)
+from .quotes import check_per_user_limit
 
 
 def prorated_charge(*, difference: Money, start: datetime, end: datetime, now: datetime) -> Money:
@@ -58,40 +54,18 @@ def _service_package_amount(service: Service) -> Money:
 
 
 def _scaling_target(service: Service, package: Package | None, customer) -> tuple[Package, Offer]:
-    """The target and its same-name offer, or a refusal; the storefront's rules decide."""
+    """The target and its same-name offer, or a refusal: the rule the service page applies too."""
     if package is None or not package.pk:
-        raise refuse("Choose the package to move to.", "target_required")
+        raise refuse(ErrorCode.TARGET_REQUIRED, "Choose the package to move to.")
     if not PackageScaling.objects.filter(
         from_package_id=service.package_id, to_package_id=package.pk
     ).exists():
-        raise refuse("Your service cannot be moved to this package.", "not_a_target")
+        raise refuse(ErrorCode.NOT_A_TARGET, "Your service cannot be moved to this package.")
     target = packages_for_order().get(pk=package.pk)
-    refusal = package_refusal(target)
-    if refusal is not None:
-        raise refuse(refusal.message, refusal.code)
-    price = next(
-        (p for p in target.prices.all() if p.enabled and p.name == service.price_name), None
-    )
-    if price is None:
-        raise refuse(
-            f"“{target.name}” has no “{service.price_name}” pricing option.", "no_same_price"
-        )
-    sold = offer(price, service.currency)
-    if not sold.is_available:
-        raise refuse(
-            Reason.PRICE_NOT_PRICED.format(name=price.name, currency=service.currency),
-            "price_not_in_currency",
-        )
-    if (price.type, price.time_interval, price.billing_period) != (
-        service.price_type,
-        service.time_interval,
-        service.billing_period,
-    ):
-        # Proration compares one period with another of the same length.
-        raise refuse(
-            f"“{target.name}” bills “{price.name}” over another period.", "price_period_differs"
-        )
-    _check_per_user_limit(target, customer, 1)
+    sold = service.scaling_offer(target)
+    if isinstance(sold, Refusal):
+        raise sold.error()
+    check_per_user_limit(target, customer, 1)
     return target, sold
 
 
@@ -111,34 +85,26 @@ def service_change_package(
         Service.objects.select_for_update(of=("self",)).select_related("package").get(pk=service.pk)
     )
     if service.customer_id != customer.pk:
-        raise refuse("This is not your service.", "not_owner")
-    if service.status != Service.Status.ACTIVE:
-        raise refuse("Only an active service can change its package.", "bad_status")
-    if (
-        service.price_type != PriceType.RECURRING
-        or service.current_period_start is None
-        or service.current_period_end is None
-        or service.current_period_end <= now
-    ):
-        raise refuse("This service has no billing period running.", "no_period")
-    if service.cancel_requested_at is not None:
-        raise refuse("This service is being cancelled.", "cancellation_requested")
+        raise refuse(ErrorCode.NOT_OWNER, "This is not your service.")
+    refusal = service.package_change_refusal(now)
+    if refusal is not None:
+        raise refusal.error()
     if service.plan_changes.filter(status=PlanChange.Status.SCHEDULED).exists():
-        raise refuse("A change of package is already scheduled.", "change_scheduled")
+        raise refuse(ErrorCode.CHANGE_SCHEDULED, "A change of package is already scheduled.")
     if service.jobs.filter(
         action=ProvisioningJob.Action.CHANGE_PACKAGE, status__in=ProvisioningJob.OPEN_STATUSES
     ).exists():
-        raise refuse("A change of package is still under way.", "open_job")
+        raise refuse(ErrorCode.OPEN_JOB, "A change of package is still under way.")
 
     target, sold = _scaling_target(service, package, customer)
     took_stock = False
     if target.has_stock:
         # As in order_place: the target's row lock, its rules again, then the unit.
-        _lock_stock(target)
+        stock_lock(target)
         refusal = package_refusal(target)
         if refusal is not None:
-            raise refuse(refusal.message, refusal.code)
-        took_stock = _take_stock(target, 1) > 0
+            raise refusal.error()
+        took_stock = stock_take(target, 1) > 0
 
     package_amount = sold.price or Money(0, service.currency)
     recurring_amount = service.recurring_amount - _service_package_amount(service) + package_amount
@@ -170,7 +136,7 @@ def service_change_package(
     change.save()
     if upgrade:
         if change.charge.amount > 0:
-            change.invoice = _service_invoice(
+            change.invoice = service_invoice_issue(
                 service=service,
                 kind=Invoice.Kind.PLAN_CHANGE,
                 description=f"Upgrade to {target.name} until "
@@ -186,7 +152,7 @@ def service_change_package(
 def _plan_change_apply(change: PlanChange, service: Service, now: datetime) -> None:
     """The service becomes the target package; call it holding the service's lock."""
     if service.took_stock:
-        _release_stock(package_id=service.package_id, units=1)
+        stock_release(package_id=service.package_id, units=1)
     service.took_stock = change.took_stock
     service.package_id = change.to_package_id
     service.package_name = change.to_package_name
@@ -214,14 +180,14 @@ def _plan_change_apply(change: PlanChange, service: Service, now: datetime) -> N
     )
 
 
-def _plan_change_apply_due(pk: int, now: datetime) -> int:
+def plan_change_apply_due(pk: int, now: datetime) -> int:
     """Apply a scheduled downgrade whose time has come; 1 when applied."""
     change = PlanChange.objects.select_for_update().get(pk=pk)
     service = Service.objects.select_for_update().get(pk=change.service_id)
     if change.status != PlanChange.Status.SCHEDULED or change.effective_at > now:
         return 0
     if not service.is_live:
-        _plan_change_cancel(change, now)
+        plan_change_drop(change, now)
         return 0
     if service.jobs.filter(
         action=ProvisioningJob.Action.CHANGE_PACKAGE, status=ProvisioningJob.Status.RUNNING
@@ -236,8 +202,8 @@ def plan_change_cancel(*, change: PlanChange, customer) -> PlanChange:
     """A customer drops a scheduled downgrade; its reserved unit goes back to stock."""
     change = PlanChange.objects.select_for_update().select_related("service").get(pk=change.pk)
     if change.service.customer_id != customer.pk:
-        raise refuse("This is not your service.", "not_owner")
+        raise refuse(ErrorCode.NOT_OWNER, "This is not your service.")
     if change.status != PlanChange.Status.SCHEDULED:
-        raise refuse("Only a scheduled change can be dropped.", "not_scheduled")
-    _plan_change_cancel(change, timezone.now())
+        raise refuse(ErrorCode.NOT_SCHEDULED, "Only a scheduled change can be dropped.")
+    plan_change_drop(change, timezone.now())
     return change

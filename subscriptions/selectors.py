@@ -10,11 +10,12 @@ from django.db.models import Prefetch, QuerySet
 from django.http import QueryDict
 from django.shortcuts import get_object_or_404
 
+from catalog.availability import scaling_target_filter
+from catalog.errors import Refusal
 from catalog.models import Package, PackagePrice, VariantOption
-from storefront.selectors import offer, package_refusal, scaling_target_filter
+from catalog.selectors import packages_for_order
 
 from .models import Invoice, Order, PlanChange, Service
-from .services import packages_for_order
 
 
 def customer_orders(*, customer) -> QuerySet[Order]:
@@ -98,21 +99,18 @@ def selection_from_data(
 def service_change_targets(*, service: Service) -> list[tuple[Package, str]]:
     """The packages the service page offers to move to, each with its “Monthly: 20 USD” label.
 
-    Only what the change service would accept right now; it checks all of it again.
+    Only what the change service would accept right now, by the same rule
+    (`catalog.availability.scaling_offer`); it checks all of it again.
     """
     targets = packages_for_order().filter(scaling_target_filter(), scalable_from=service.package_id)
     offered = []
     for target in targets:
-        if package_refusal(target) is not None:
-            continue
-        price = next(
-            (p for p in target.prices.all() if p.enabled and p.name == service.price_name), None
-        )
-        sold = offer(price, service.currency) if price else None
-        if sold is None or not sold.is_available:
+        sold = service.scaling_offer(target)
+        if isinstance(sold, Refusal):
             continue
         amount = sold.price
-        offered.append((target, f"{price.name}: {amount}" if amount else price.name))
+        name = sold.option.name
+        offered.append((target, f"{name}: {amount}" if amount else name))
     return offered
 
 

@@ -7,13 +7,14 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from catalog.currency import get_currency
 from catalog.models import Package
-from storefront.currency import get_currency
 
-from . import plan_changes, selectors, services
+from . import accounts, invoicing, lifecycle, ordering, plan_changes, quotes, selectors
 from .forms import CancelServiceForm, SignUpForm
 from .models import PlanChange, Service
 
@@ -36,14 +37,14 @@ def checkout(request, catalog_slug: str, package_slug: str):
     data = request.POST if posted else request.GET
     currency = get_currency(request)
     price, options, quantity = selectors.selection_from_data(package=package, data=data)
-    form = services.package_plugin(package).checkout_form(
+    form = quotes.package_plugin(package).checkout_form(
         data=request.POST if posted else None, prefix="checkout"
     )
     quote, errors = None, []
     if posted and form.is_valid():
         # The order service checks everything again under its locks.
         try:
-            order = services.order_place(
+            order = ordering.order_place(
                 customer=request.user,
                 package=package,
                 price=price,
@@ -60,7 +61,7 @@ def checkout(request, catalog_slug: str, package_slug: str):
             return redirect("subscriptions:order", pk=order.pk)
     if not errors:
         try:
-            quote = services.order_quote(
+            quote = quotes.order_quote(
                 package=package,
                 price=price,
                 variant_options=options,
@@ -111,7 +112,7 @@ def order_detail(request, pk: int):
 def order_cancel(request, pk: int):
     order = selectors.customer_order_or_404(customer=request.user, pk=pk)
     try:
-        services.order_cancel(order=order)
+        ordering.order_cancel(order=order)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
@@ -130,20 +131,12 @@ def service_detail(request, pk: int):
 
 
 def _service_context(service: Service) -> dict:
-    changeable = (
-        service.status == Service.Status.ACTIVE
-        and service.cancel_requested_at is None
-        and service.price_type == "recurring"
-    )
     scheduled = selectors.service_scheduled_change(service=service)
+    changeable = service.package_change_refusal(timezone.now()) is None and scheduled is None
     return {
-        "can_cancel": service.is_live
-        and service.cancel_requested_at is None
-        and service.package.allow_cancellation,
+        "can_cancel": service.cancellation_refusal() is None,
         "scheduled_change": scheduled,
-        "change_targets": selectors.service_change_targets(service=service)
-        if changeable and scheduled is None
-        else [],
+        "change_targets": selectors.service_change_targets(service=service) if changeable else [],
     }
 
 
@@ -188,7 +181,7 @@ def service_cancel(request, pk: int):
     form = CancelServiceForm(request.POST)
     if form.is_valid():
         try:
-            service = services.service_request_cancellation(
+            service = lifecycle.service_request_cancellation(
                 service=service, customer=request.user, mode=form.cleaned_data["mode"]
             )
         except ValidationError as error:
@@ -226,7 +219,7 @@ def invoice_detail(request, pk: int):
     return render(
         request,
         "subscriptions/invoice.html",
-        {"invoice": invoice, "balance": services.invoice_balance(invoice)},
+        {"invoice": invoice, "balance": invoicing.invoice_balance(invoice)},
     )
 
 
@@ -235,7 +228,7 @@ def signup(request):
         return redirect("subscriptions:account")
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = services.customer_sign_up(
+        user = accounts.customer_sign_up(
             email=form.cleaned_data["email"], password=form.cleaned_data["password1"]
         )
         login(request, user, backend="subscriptions.backends.EmailBackend")

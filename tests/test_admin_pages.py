@@ -10,7 +10,8 @@ from django.urls import reverse
 
 from catalog.demo import load_demo
 from catalog.models import Package
-from subscriptions.services import invoice_record_payment, order_place
+from subscriptions.invoicing import invoice_record_payment
+from subscriptions.ordering import order_place
 
 REGISTERED_MODELS = sorted(admin.site._registry, key=lambda model: model._meta.label)
 PAGES = ["changelist", "add", "change"]

@@ -8,6 +8,20 @@ from typing import Any
 from django import forms
 
 
+def form_error_messages(form: forms.Form) -> list[str]:
+    """A plugin form's errors as sentences, each field's prefixed by its label.
+
+    For places that cannot show errors beside the fields (a stored package
+    checked by `clean()`, an order placed by the service).
+    """
+    return [
+        f"{form.fields[name].label or name}: {' '.join(errors)}"
+        if name in form.fields
+        else " ".join(errors)
+        for name, errors in form.errors.items()
+    ]
+
+
 class NoOptionsForm(forms.Form):
     """A plugin that asks for nothing."""
 
@@ -51,7 +65,6 @@ class Plugin:
     service_types: frozenset[str] = frozenset()
     package_options_form: type[forms.Form] = NoOptionsForm
     checkout_form: type[forms.Form] = NoOptionsForm
-    actions = ("create", "suspend", "unsuspend", "terminate", "renew", "change_package")
 
     def serialize_package_options(self, cleaned_data: dict[str, Any]) -> dict[str, Any]:
         """Options are stored as JSON: keep only JSON-friendly values."""

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from catalog.models import ServiceType
-
+from ..service_types import ServiceType
 from .base import ConnectionResult, Plugin, ProvisionRequest, ProvisionResult
 
 

@@ -12,8 +12,7 @@ from typing import Any
 
 from django import forms
 
-from catalog.models import ServiceType
-
+from ..service_types import ServiceType
 from .base import ConnectionResult, Plugin, ProvisioningError, ProvisionRequest, ProvisionResult
 
 SIGNATURE_HEADER = "X-Billing-Signature"

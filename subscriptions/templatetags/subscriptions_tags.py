@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django import template
 
-from storefront.currency import format_money
+from catalog.currency import format_money
 
 register = template.Library()
 

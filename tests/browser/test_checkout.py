@@ -8,9 +8,9 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from catalog.models import Catalog
+from subscriptions.invoicing import invoice_record_payment
 from subscriptions.jobs import provisioning_job_run
 from subscriptions.models import Order, ProvisioningJob, Service
-from subscriptions.services import invoice_record_payment
 from tests.factories import WebhookInstanceFactory
 from tests.subscriptions.helpers import shop_package
 

@@ -15,7 +15,6 @@ from catalog.selectors import (
     variant_unmatched_pairs,
 )
 from catalog.services import (
-    package_check_pricing,
     package_clone,
     package_pricing_errors,
     package_set_scaling_targets,
@@ -39,8 +38,8 @@ class TestPackagePricing:
     def test_an_active_package_needs_an_enabled_pricing_option(self):
         package = priced_package()
         package.prices.update(enabled=False)
-        with pytest.raises(ValidationError, match="at least one enabled pricing option"):
-            package_check_pricing(package=package)
+        [error] = package_pricing_errors(package=package)
+        assert "at least one enabled pricing option" in error
 
     def test_a_draft_package_may_have_no_pricing_option_yet(self):
         assert package_pricing_errors(package=PackageFactory(status=Package.Status.DRAFT)) == []
@@ -67,7 +66,7 @@ class TestPackagePricing:
         ]
 
     def test_a_fully_priced_package_passes(self):
-        package_check_pricing(package=priced_package())
+        assert package_pricing_errors(package=priced_package()) == []
 
 
 class TestScaling:

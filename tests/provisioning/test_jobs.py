@@ -11,9 +11,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from subscriptions.invoicing import invoice_record_payment
 from subscriptions.jobs import provisioning_job_retry, provisioning_job_run, retry_delay
 from subscriptions.models import Order, ProvisioningJob, Service
-from subscriptions.services import invoice_record_payment
 from tests.factories import WebhookInstanceFactory
 from tests.subscriptions.helpers import shop_package
 from tests.subscriptions.test_order_place import place

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from subscriptions.invoicing import invoice_record_payment
 from subscriptions.models import ProvisioningJob, Service
-from subscriptions.services import invoice_record_payment
 from tests.factories import WebhookInstanceFactory
 from tests.subscriptions.helpers import shop_package
 from tests.subscriptions.test_order_place import place

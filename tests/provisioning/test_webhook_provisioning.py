@@ -7,9 +7,9 @@ import time
 import pytest
 
 from provisioning.plugins.webhook import SIGNATURE_HEADER, verify
+from subscriptions.invoicing import invoice_record_payment
 from subscriptions.jobs import provisioning_job_run
 from subscriptions.models import ProvisioningJob, Service
-from subscriptions.services import invoice_record_payment
 from tests.factories import WebhookInstanceFactory
 from tests.subscriptions.helpers import shop_package
 from tests.subscriptions.test_order_place import place

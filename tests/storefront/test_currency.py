@@ -6,7 +6,7 @@ import pytest
 from django.test import RequestFactory
 from django.urls import reverse
 
-from storefront.currency import SESSION_KEY, format_money, get_currency
+from catalog.currency import SESSION_KEY, format_money, get_currency
 
 from .helpers import make_package
 

@@ -5,13 +5,9 @@ from __future__ import annotations
 import pytest
 from django.http import Http404
 
+from catalog.availability import Reason, package_orderability
 from catalog.models import Package, PackagePrice
-from storefront.selectors import (
-    Reason,
-    package_for_customer_or_404,
-    package_orderability,
-    visible_catalog_or_404,
-)
+from storefront.selectors import package_for_customer_or_404, visible_catalog_or_404
 from tests.factories import CatalogFactory
 
 from .helpers import make_package

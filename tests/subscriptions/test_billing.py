@@ -11,8 +11,9 @@ from django.core.management import call_command
 
 from catalog.models import PackagePriceAmount, VariantPriceAmount
 from subscriptions.billing import services_run_billing
+from subscriptions.invoicing import invoice_record_payment
+from subscriptions.lifecycle import service_request_cancellation
 from subscriptions.models import Invoice, ProvisioningJob, Service
-from subscriptions.services import invoice_record_payment, service_request_cancellation
 from tests.factories import PackageFactory, PackagePriceAmountFactory, PackagePriceFactory
 
 from .helpers import usd

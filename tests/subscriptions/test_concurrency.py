@@ -15,7 +15,7 @@ from django.db import connection
 
 from catalog.models import Package
 from subscriptions.models import Order, Service
-from subscriptions.services import order_place
+from subscriptions.ordering import order_place
 
 from .helpers import shop_package
 

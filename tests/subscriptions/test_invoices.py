@@ -4,8 +4,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from djmoney.money import Money
 
+from subscriptions.invoicing import invoice_balance, invoice_record_payment
 from subscriptions.models import Invoice, Order, Payment, ProvisioningJob
-from subscriptions.services import invoice_balance, invoice_record_payment, order_cancel
+from subscriptions.ordering import order_cancel
 
 from .helpers import shop_package, usd
 from .test_order_place import place

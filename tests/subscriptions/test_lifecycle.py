@@ -8,18 +8,17 @@ from io import StringIO
 import pytest
 from django.core.exceptions import ValidationError
 
-from subscriptions.jobs import provisioning_job_complete, provisioning_job_run
-from subscriptions.models import ProvisioningJob, Service
-from subscriptions.periods import add_interval
-from subscriptions.services import (
-    invoice_record_payment,
+from subscriptions.invoicing import invoice_record_payment
+from subscriptions.jobs import provisioning_job_complete, provisioning_job_run, service_start
+from subscriptions.lifecycle import (
     service_request_cancellation,
-    service_start,
     service_suspend,
     service_terminate,
     service_unsuspend,
     services_apply_due_cancellations,
 )
+from subscriptions.models import ProvisioningJob, Service
+from subscriptions.periods import add_interval
 
 from .helpers import shop_package
 from .test_order_place import place

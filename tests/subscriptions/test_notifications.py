@@ -10,10 +10,11 @@ from django_tasks_db.models import DBTaskResult
 
 from catalog.models import NotificationEvent
 from subscriptions.billing import services_run_billing
+from subscriptions.invoicing import invoice_record_payment
+from subscriptions.lifecycle import service_request_cancellation
 from subscriptions.models import Invoice, Service
 from subscriptions.notifications import render_email
 from subscriptions.plan_changes import service_change_package
-from subscriptions.services import invoice_record_payment, service_request_cancellation
 
 from .helpers import shop_package
 from .test_lifecycle import active_service, paid_service, run_all_jobs

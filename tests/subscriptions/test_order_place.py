@@ -11,7 +11,8 @@ from djmoney.money import Money
 
 from catalog.models import Package, PriceType, Variant
 from subscriptions.models import Invoice, Order, OrderLine, ProvisioningJob, Service
-from subscriptions.services import order_place, order_quote
+from subscriptions.ordering import order_place
+from subscriptions.quotes import order_quote
 from tests.factories import (
     PackagePriceAmountFactory,
     PackagePriceFactory,

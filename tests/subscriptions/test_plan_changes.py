@@ -12,9 +12,9 @@ from djmoney.money import Money
 
 from catalog.models import Package, PackageScaling
 from subscriptions.billing import services_run_billing
+from subscriptions.lifecycle import service_request_cancellation
 from subscriptions.models import Invoice, PlanChange, ProvisioningJob, Service
 from subscriptions.plan_changes import plan_change_cancel, prorated_charge, service_change_package
-from subscriptions.services import service_request_cancellation
 from tests.factories import PackageFactory, PackagePriceAmountFactory, PackagePriceFactory
 
 from .helpers import usd

@@ -9,7 +9,7 @@ from django.urls import reverse
 from djmoney.money import Money
 
 from catalog.models import Variant, VariantOption
-from subscriptions.services import order_place
+from subscriptions.ordering import order_place
 from tests.factories import (
     PackagePriceAmountFactory,
     PackagePriceFactory,

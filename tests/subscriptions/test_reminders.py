@@ -8,9 +8,10 @@ import pytest
 
 from catalog.models import NotificationEvent
 from subscriptions.billing import BillingRun, services_run_billing
+from subscriptions.invoicing import invoice_record_payment
+from subscriptions.lifecycle import service_request_cancellation
 from subscriptions.models import Invoice, Service
 from subscriptions.plan_changes import service_change_package
-from subscriptions.services import invoice_record_payment, service_request_cancellation
 
 from .test_lifecycle import active_service
 from .test_notifications import send_queued_notifications, subjects, text

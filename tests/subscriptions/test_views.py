@@ -9,8 +9,8 @@ from django.core import mail
 from django.urls import reverse
 
 from catalog.models import Package
+from subscriptions.invoicing import invoice_record_payment
 from subscriptions.models import Invoice, Order, Service
-from subscriptions.services import invoice_record_payment
 from tests.factories import WebhookInstanceFactory
 
 from .helpers import shop_package

@@ -1,4 +1,8 @@
-"""The customer's currency (kept in the session) and money formatting for the active locale."""
+"""The store's currencies, the customer's choice of one, and how money is written.
+
+Pages, emails and invoice documents all format money here, so an amount reads
+the same wherever a customer meets it.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,10 @@ from django.conf import settings
 from django.utils.translation import get_language, to_locale
 from djmoney.money import Money
 
-SESSION_KEY = "currency"
 # Amount with the locale's separators, then the ISO code: "1,234.50 USD", "1.234,50 USD".
 # The code rather than a symbol, because "$" is ambiguous in a multi-currency store.
 MONEY_PATTERN = "#,##0.00\xa0¤¤"
+SESSION_KEY = "currency"
 
 
 def store_currencies() -> list[str]:
@@ -26,7 +30,7 @@ def is_store_currency(code: str | None) -> bool:
 
 
 def get_currency(request) -> str:
-    """The currency the customer chose, or the store's default one."""
+    """The currency the customer chose (kept in the session), or the store's default one."""
     code = request.session.get(SESSION_KEY)
     return code if is_store_currency(code) else settings.BILLING_DEFAULT_CURRENCY
 

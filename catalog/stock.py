@@ -1,0 +1,61 @@
+"""Stock: units taken by orders and plan changes, and given back when a service never starts.
+
+Like django-oscar's `StockRecord.allocate` / `cancel_allocation`, these are the
+only writes to `Package.stock_qty` outside the admin. Take stock holding the
+package row's lock (`stock_lock`), so concurrent buyers are served one at a time.
+"""
+
+from __future__ import annotations
+
+from django.db.models import F
+
+from .availability import Reason
+from .errors import ErrorCode, refuse
+from .models import Package
+
+
+def stock_lock(package: Package) -> None:
+    """Re-read the fields orders race on, holding the package row's lock until commit."""
+    row = (
+        Package.objects.select_for_update()
+        .values("stock_qty", "oversell_enabled", "status", "retired")
+        .get(pk=package.pk)
+    )
+    for name, value in row.items():
+        setattr(package, name, value)
+
+
+def stock_covers(package: Package, quantity: int) -> bool:
+    """Whether `quantity` units can be sold now (oversell sells past zero)."""
+    return not package.has_stock or package.oversell_enabled or package.stock_qty >= quantity
+
+
+def stock_units_to_take(package: Package, quantity: int) -> int:
+    """With oversell the stock stops at zero and the rest of the units are oversold."""
+    if not package.has_stock:
+        return 0
+    if package.oversell_enabled:
+        return min(quantity, max(package.stock_qty, 0))
+    return quantity
+
+
+def stock_take(package: Package, quantity: int) -> int:
+    """Take the units from stock and return how many were taken; hold the package's lock."""
+    taken = stock_units_to_take(package, quantity)
+    if taken:
+        # Conditional even under the row lock: on a database without row locks
+        # it still never takes a unit that is not there.
+        updated = Package.objects.filter(pk=package.pk, stock_qty__gte=taken).update(
+            stock_qty=F("stock_qty") - taken
+        )
+        if not updated:
+            raise refuse(ErrorCode.SOLD_OUT, Reason.SOLD_OUT)
+    return taken
+
+
+def stock_release(*, package_id: int, units: int) -> None:
+    """Give units back, once per unit taken; untracked stock (-1) stays untracked."""
+    if units:
+        Package.objects.filter(pk=package_id, stock_qty__gte=0).update(
+            stock_qty=F("stock_qty") + units
+        )

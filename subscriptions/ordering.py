@@ -1,0 +1,221 @@
+"""Placing and cancelling orders: the quote checked again under locks, then written once.
+
+An order snapshots everything it charges, takes its stock last (so the package
+row is locked only briefly), and issues its invoice in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+from djmoney.money import Money
+
+from catalog.errors import ErrorCode, refuse
+from catalog.models import Package, PackagePrice, VariantOption
+from catalog.stock import stock_lock, stock_take, stock_units_to_take
+
+from .invoicing import invoice_settle
+from .lifecycle import service_end
+from .models import Invoice, InvoiceLine, LineKind, Order, OrderLine, Service
+from .notifications import notify_order_placed
+from .quotes import (
+    Quote,
+    QuoteLine,
+    build_quote,
+    check_package,
+    checkout_fields_clean,
+    read_for_order,
+)
+
+
+def _lock_customer(customer) -> None:
+    # Every order of one customer takes this lock first, so the per-user limit
+    # is counted and enforced by one transaction at a time.
+    get_user_model().objects.select_for_update().filter(pk=customer.pk).exists()
+
+
+def _line_fields(line: QuoteLine, number: int) -> dict[str, Any]:
+    """What an order line and an invoice line both copy from a quote line."""
+    return {
+        "kind": line.kind,
+        "description": line.description,
+        "unit_amount": line.unit_amount,
+        "quantity": line.quantity,
+        "amount": line.amount,
+        "sort_order": number,
+    }
+
+
+@transaction.atomic
+def order_place(
+    *,
+    customer,
+    package: Package,
+    price: PackagePrice | None,
+    variant_options: Iterable[VariantOption],
+    quantity: int,
+    currency: str,
+    checkout_fields: dict[str, Any] | None = None,
+    checkout_token: str = "",
+) -> Order:
+    """Place an order: re-check every rule, take stock, snapshot, invoice, create services.
+
+    Raises ValidationError (with a code) when the order cannot be placed;
+    then nothing is written.
+    """
+    variant_options = list(variant_options)
+    _lock_customer(customer)
+    if checkout_token:
+        placed = Order.objects.filter(customer=customer, checkout_token=checkout_token).first()
+        if placed is not None:
+            return placed
+
+    package = read_for_order(package)
+    quote = build_quote(
+        package=package,
+        price=price,
+        variant_options=variant_options,
+        quantity=quantity,
+        currency=currency,
+        customer=customer,
+    )
+    fields = checkout_fields_clean(package=package, data=checkout_fields or {})
+    taken = stock_units_to_take(package, quantity)  # confirmed under the lock below
+
+    price = quote.price
+    order = Order(
+        customer=customer,
+        checkout_token=checkout_token,
+        package=package,
+        package_name=package.name,
+        package_price=price,
+        price_name=price.name,
+        price_type=price.type,
+        period_label=price.period_label(),
+        quantity=quantity,
+        currency=currency,
+        total=quote.total_due_now,
+        recurring_total=quote.recurring_total,
+        checkout_fields=fields,
+        stock_taken=taken,
+    )
+    # Field checks only: the database enforces the constraints and unique keys,
+    # and asking it first would cost a query each inside the locked transaction.
+    clean = {"validate_unique": False, "validate_constraints": False}
+    order.full_clean(exclude=["customer", "package", "package_price"], **clean)
+    order.save()
+    OrderLine.objects.bulk_create(
+        OrderLine(
+            order=order,
+            **_line_fields(line, number),
+            variant_code=line.variant_code,
+            option_value=line.option_value,
+            recurring=line.recurring,
+            due_now=line.due_now,
+        )
+        for number, line in enumerate(quote.lines)
+    )
+
+    now = timezone.now()
+    invoice = Invoice(
+        customer=customer,
+        order=order,
+        currency=currency,
+        total=quote.total_due_now,
+        due_at=now,
+    )
+    invoice.full_clean(exclude=["customer", "order"], **clean)
+    invoice.save()
+    InvoiceLine.objects.bulk_create(
+        InvoiceLine(invoice=invoice, **_line_fields(line, number))
+        for number, line in enumerate(line for line in quote.lines if line.due_now)
+    )
+
+    trial = quote.trial_applies
+    services = [
+        Service(
+            customer=customer,
+            order=order,
+            package=package,
+            package_name=package.name,
+            price_name=price.name,
+            price_type=price.type,
+            time_interval=price.time_interval,
+            billing_period=price.billing_period,
+            currency=currency,
+            recurring_amount=quote.recurring_unit_amount,
+            variants=quote.variants_snapshot,
+            checkout_fields=fields,
+            trial_period=package.trial_period if trial else 0,
+            trial_interval=package.trial_interval if trial else "",
+            trial_mode=package.trial_mode if trial else "",
+            grace_period=package.grace_period,
+            grace_interval=package.grace_interval if package.grace_period else "",
+            package_amount=_recurring_package_amount(quote),
+            provider_instance_id=package.provider_instance_id,
+            provisioning_options=package.provisioning_options,
+            package_settings=package.package_settings,
+            took_stock=unit < taken,
+        )
+        for unit in range(quantity)
+    ]
+    for service in services:
+        service.full_clean(exclude=["customer", "order", "package", "provider_instance"], **clean)
+    Service.objects.bulk_create(services)
+
+    if package.has_stock:
+        # Stock is taken last, so the package row stays locked only for the
+        # few statements left before commit; a refusal here rolls all back.
+        stock_lock(package)
+        check_package(package, quantity)
+        locked_taken = stock_take(package, quantity)
+        if locked_taken != taken:  # oversold: fewer units were left than when quoted
+            order.stock_taken = locked_taken
+            order.save(update_fields=["stock_taken"])
+            Service.objects.filter(order=order).update(took_stock=False)
+            Service.objects.filter(
+                pk__in=[service.pk for service in services[:locked_taken]]
+            ).update(took_stock=True)
+
+    notify_order_placed(order=order, invoice=invoice, package=package)
+    if invoice.total.amount == 0:
+        invoice_settle(invoice, order)
+    return order
+
+
+def _recurring_package_amount(quote: Quote) -> Money:
+    """The pricing option's own part of what one unit is charged every period."""
+    return sum(
+        (
+            line.unit_amount
+            for line in quote.lines
+            if line.kind == LineKind.PRICE and line.recurring
+        ),
+        Money(0, quote.currency),
+    )
+
+
+@transaction.atomic
+def order_cancel(*, order: Order) -> Order:
+    """Cancel an order that is not paid yet: its invoice and services end, stock comes back."""
+    order = Order.objects.select_for_update().get(pk=order.pk)
+    if order.status != Order.Status.AWAITING_PAYMENT:
+        raise refuse(
+            ErrorCode.ORDER_NOT_CANCELLABLE,
+            f"Order {order.number} is {order.get_status_display().lower()}; "
+            "only an order awaiting payment can be cancelled.",
+        )
+    now = timezone.now()
+    order.status = Order.Status.CANCELLED
+    order.cancelled_at = now
+    order.save(update_fields=["status", "cancelled_at"])
+    order.invoices.filter(status=Invoice.Status.UNPAID).update(
+        status=Invoice.Status.CANCELLED, cancelled_at=now
+    )
+    for service in order.services.select_for_update().filter(status__in=Service.LIVE_STATUSES):
+        service_end(service, Service.Status.CANCELLED)
+    return order

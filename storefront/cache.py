@@ -24,6 +24,8 @@ from django.db import connection, transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils.translation import get_language
 
+from catalog import models as catalog_models
+
 from .models import CatalogVersion
 
 VERSION_PK = 1
@@ -68,8 +70,6 @@ def catalog_changed_on_commit(**signal_kwargs: Any) -> None:
 
 
 def connect_signals() -> None:
-    from catalog import models as catalog_models
-
     senders = [
         catalog_models.Catalog,
         catalog_models.Package,

@@ -28,7 +28,7 @@ from .plan_changes import plan_change_apply_due
 
 def _next_billing_period(service: Service) -> tuple[datetime, datetime, datetime] | None:
     """(start, end, due) of the period to bill next, or None when there is none."""
-    if service.price_type != PriceType.RECURRING or service.current_period_end is None:
+    if not service.is_recurring or service.current_period_end is None:
         return None
     if service.status == Service.Status.TRIAL:
         # Outside: the first paid period follows the trial; inside: it began with

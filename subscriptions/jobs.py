@@ -20,7 +20,7 @@ from django.utils import timezone
 from django_tasks import task
 
 from catalog.errors import ErrorCode, refuse
-from catalog.models import NotificationEvent, Package, PriceType
+from catalog.models import NotificationEvent, Package
 from provisioning.plugins.base import ProvisioningError, ProvisionRequest
 from provisioning.registry import plugin_for
 
@@ -193,7 +193,7 @@ def service_start(service: Service, *, now: datetime | None = None) -> None:
     """The provider has set it up: the trial or the first period begins now."""
     now = now or timezone.now()
     service.activated_at = now
-    recurring = service.price_type == PriceType.RECURRING
+    recurring = service.is_recurring
     if service.trial_period and recurring:
         service.status = Service.Status.TRIAL
         service.trial_started_at = now

@@ -83,6 +83,10 @@ class Order(models.Model):
         return self.number
 
     @property
+    def is_recurring(self) -> bool:
+        return self.price_type == PriceType.RECURRING
+
+    @property
     def number(self) -> str:
         return f"ORD-{self.pk:06d}" if self.pk else "ORD-new"
 
@@ -375,6 +379,10 @@ class Service(models.Model):
     def is_live(self) -> bool:
         return self.status in self.LIVE_STATUSES
 
+    @property
+    def is_recurring(self) -> bool:
+        return self.price_type == PriceType.RECURRING
+
     def cancellation_refusal(self) -> Refusal | None:
         """Why the customer may not ask to cancel now; None when they may."""
         if not self.package.allow_cancellation:
@@ -409,7 +417,7 @@ class Service(models.Model):
         if self.status != self.Status.ACTIVE:
             return Refusal(ErrorCode.BAD_STATUS, "Only an active service can change its package.")
         if (
-            self.price_type != PriceType.RECURRING
+            not self.is_recurring
             or self.current_period_start is None
             or self.current_period_end is None
             or self.current_period_end <= now
@@ -538,6 +546,7 @@ class ProvisioningJob(models.Model):
             # “terminate” while one is under way would act twice.
             models.UniqueConstraint(
                 fields=["service", "action"],
+                # OPEN_STATUSES, spelled out: Meta cannot read the class body.
                 condition=Q(status__in=["queued", "running", "waiting", "failed"]),
                 name="%(app_label)s_%(class)s_one_open_per_action",
             ),

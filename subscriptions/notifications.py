@@ -24,7 +24,7 @@ from django_tasks import task
 from djmoney.money import Money
 
 from catalog.currency import format_money
-from catalog.models import NotificationEvent, Package, PriceType
+from catalog.models import NotificationEvent, Package
 
 from .models import Invoice, Order, Payment, Service
 
@@ -144,9 +144,7 @@ def notify_service(
             "package_name": service.package_name,
             "service_number": str(service.pk),
             "price_name": service.price_name,
-            "recurring_amount": _money(service.recurring_amount)
-            if service.price_type == PriceType.RECURRING
-            else "",
+            "recurring_amount": _money(service.recurring_amount) if service.is_recurring else "",
             "trial_ends": _date(service.trial_ends_at),
             "period_end": _date(service.current_period_end),
             "grace_ends": _date(service.grace_ends_at),

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import flatten
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -22,6 +22,7 @@ from .forms import (
     amount_field_names,
 )
 from .models import (
+    SOLD_OUT,
     UNLIMITED,
     Catalog,
     Feature,
@@ -125,7 +126,7 @@ class StockFilter(admin.SimpleListFilter):
             case "unlimited":
                 return queryset.filter(stock_qty=UNLIMITED)
             case "in_stock":
-                return queryset.filter(Q(stock_qty__gt=0) | Q(stock_qty=0, oversell_enabled=True))
+                return queryset.exclude(stock_qty=UNLIMITED).exclude(SOLD_OUT)
             case "sold_out":
                 return queryset.sold_out()
         return queryset

@@ -20,6 +20,7 @@ from catalog import availability
 from catalog.currency import get_currency, set_currency, store_currencies
 from catalog.fields import sanitize_html
 from catalog.models import Package, Variant
+from catalog.selection import parse_selection
 
 from . import display, selectors
 from .responses import compact_html, render_page, storefront_response
@@ -144,9 +145,14 @@ def _comparison_cell(kind: str, value, package: Package) -> dict:
 @require_safe
 def package_detail(request, catalog_slug, package_slug):
     currency = get_currency(request)
-    requested = request.GET.get("price", "")
-    requested = requested if requested.isdigit() and len(requested) < 20 else ""
-    chosen, quantity = _preselection(request)
+    selection = parse_selection(request.GET)
+    requested = str(selection.price_id or "")
+    chosen = {
+        code: {str(value) for value in values if isinstance(value, int)}
+        for code, values in selection.variants.items()
+    }
+    chosen = {code: ids for code, ids in chosen.items() if ids}
+    quantity = selection.quantity or None
 
     def build() -> dict:
         return _package_page(
@@ -158,18 +164,6 @@ def package_detail(request, catalog_slug, package_slug):
     return storefront_response(
         request, ("package", catalog_slug, package_slug, currency, requested), build
     )
-
-
-def _preselection(request) -> tuple[dict[str, set[str]], int | None]:
-    """Variant options and quantity sent back by the no-JavaScript “update prices” button."""
-    chosen = {
-        key.removeprefix("variant_"): {v for v in request.GET.getlist(key) if v.isdigit()}
-        for key in request.GET
-        if key.startswith("variant_")
-    }
-    raw_quantity = request.GET.get("quantity", "")
-    quantity = int(raw_quantity) if raw_quantity.isdigit() and len(raw_quantity) < 7 else None
-    return {code: ids for code, ids in chosen.items() if ids}, quantity or None
 
 
 def _checkout_url(catalog_slug: str, package_slug: str) -> str:

@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404
 from catalog.availability import scaling_target_filter
 from catalog.errors import Refusal
 from catalog.models import Package, PackagePrice, VariantOption
+from catalog.selection import parse_selection
 from catalog.selectors import packages_for_order
 
 from .models import Invoice, Order, PlanChange, Service
@@ -69,30 +70,24 @@ def selection_from_data(
     Ids that do not belong to this package are still returned as stand-ins,
     so the order service is the one that refuses them, with its message.
     """
+    selection = parse_selection(data)
     price = None
-    raw_price = data.get("price", "")
-    if str(raw_price).isdigit():
-        price = next((p for p in package.prices.all() if p.pk == int(raw_price)), None)
+    if selection.price_id is not None:
+        price = next((p for p in package.prices.all() if p.pk == selection.price_id), None)
         if price is None:
-            price = PackagePrice.objects.filter(pk=int(raw_price)).first()
+            price = PackagePrice.objects.filter(pk=selection.price_id).first()
     variants = {variant.code: variant for variant in package.variants.all()}
     options = []
-    for key in data:
-        if not key.startswith("variant_"):
-            continue
-        code = key.removeprefix("variant_")
+    for code, values in selection.variants.items():
         variant = variants.get(code)
-        for raw in data.getlist(key):
-            if not raw:
-                continue
+        for value in values:
             option = None
-            if variant is not None and raw.isdigit():
-                option = next((o for o in variant.options.all() if o.pk == int(raw)), None)
+            if variant is not None and isinstance(value, int):
+                option = next((o for o in variant.options.all() if o.pk == value), None)
             # Unknown to this package: a stand-in the service refuses by what was posted,
             # never by reading another package's option (its name may not be public).
-            options.append(option or VariantOption(pk=0, name=f"{code}={raw}"))
-    raw_quantity = str(data.get("quantity", "1") or "1").strip()
-    quantity = int(raw_quantity) if raw_quantity.isdigit() else 0
+            options.append(option or VariantOption(pk=0, name=f"{code}={value}"))
+    quantity = 1 if selection.quantity is None else selection.quantity
     return price, options, quantity
 
 

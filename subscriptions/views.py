@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from catalog.currency import get_currency
 from catalog.models import Package
+from catalog.selection import parse_id, parse_selection
 
 from . import accounts, invoicing, lifecycle, ordering, plan_changes, quotes, selectors
 from .forms import CancelServiceForm, SignUpForm
@@ -52,7 +53,7 @@ def checkout(request, catalog_slug: str, package_slug: str):
                 quantity=quantity,
                 currency=currency,
                 checkout_fields=form.cleaned_data,
-                checkout_token=request.POST.get("checkout_token", "")[:64],
+                checkout_token=parse_selection(request.POST).checkout_token,
             )
         except ValidationError as error:
             errors = error.messages
@@ -81,7 +82,7 @@ def checkout(request, catalog_slug: str, package_slug: str):
             "form": form,
             "currency": currency,
             "selection": _selection_fields(data),
-            "checkout_token": request.POST.get("checkout_token") or uuid.uuid4().hex,
+            "checkout_token": parse_selection(request.POST).checkout_token or uuid.uuid4().hex,
         },
         status=409 if posted and errors else 200,
     )
@@ -144,9 +145,9 @@ def _service_context(service: Service) -> dict:
 @require_POST
 def service_change_package(request, pk: int):
     service = selectors.customer_service_or_404(customer=request.user, pk=pk)
-    raw = request.POST.get("package", "")
     # Any id is passed on: the service refuses what is not a target, with its message.
-    target = Package.objects.filter(pk=int(raw)).first() if raw.isdigit() else None
+    target_id = parse_id(request.POST.get("package", ""))
+    target = Package.objects.filter(pk=target_id).first() if target_id else None
     try:
         change = plan_changes.service_change_package(
             service=service, customer=request.user, package=target

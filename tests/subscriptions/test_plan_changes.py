@@ -258,6 +258,24 @@ def test_the_service_page_offers_the_targets_a_customer_may_move_to(customer_cli
     assert f'value="{other_name.pk}"' not in html
 
 
+def test_the_service_page_offers_no_target_the_server_would_refuse(customer_client, customer):
+    # Found by a customer: a same-name option billed over another period was
+    # offered on the page, then refused with 409 when chosen.
+    service = active_service(customer, tier=2)
+    quarterly = target_of(service.package, tier=3)
+    quarterly.prices.update(time_interval=3)
+
+    page = customer_client.get(reverse("subscriptions:service", args=[service.pk]))
+    response = customer_client.post(
+        reverse("subscriptions:service_change_package", args=[service.pk]),
+        {"package": quarterly.pk},
+    )
+
+    assert f'value="{quarterly.pk}"' not in page.content.decode()
+    assert response.status_code == 409
+    assert "over another period" in response.content.decode()
+
+
 def test_a_customer_upgrades_from_the_service_page(customer_client, customer):
     service = active_service(customer, tier=2)
     target = target_of(service.package, tier=3)

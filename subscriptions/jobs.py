@@ -118,7 +118,10 @@ def provisioning_job_run(*, job_id: int) -> str:
         return provisioning_job_failed(job_id=job_id, error=f"{type(error).__name__}: {error}")
     if result.done:
         return provisioning_job_succeeded(
-            job_id=job_id, remote_id=result.remote_id, message=result.message
+            job_id=job_id,
+            remote_id=result.remote_id,
+            message=result.message,
+            replaces_remote_id=result.replaces_remote_id,
         )
     return provisioning_job_waiting(job_id=job_id, message=result.message)
 
@@ -170,7 +173,9 @@ def provisioning_job_waiting(*, job_id: int, message: str) -> str:
 
 
 @transaction.atomic
-def provisioning_job_succeeded(*, job_id: int, remote_id: str = "", message: str = "") -> str:
+def provisioning_job_succeeded(
+    *, job_id: int, remote_id: str = "", message: str = "", replaces_remote_id: bool = False
+) -> str:
     job = ProvisioningJob.objects.select_for_update().get(pk=job_id)
     if job.status not in (ProvisioningJob.Status.RUNNING, ProvisioningJob.Status.WAITING):
         return f"skipped: {job.status}"
@@ -182,7 +187,9 @@ def provisioning_job_succeeded(*, job_id: int, remote_id: str = "", message: str
     job.save()
     service.needs_attention = False
     service.provisioning_error = ""
-    if remote_id:
+    # The remote id comes from create and stays until terminate: providers
+    # that answer every call with an id (often a request id) must not move it.
+    if remote_id and (job.action == ProvisioningJob.Action.CREATE or replaces_remote_id):
         service.remote_id = remote_id
     _apply(job, service, now)
     service.save()
@@ -251,8 +258,9 @@ def provisioning_job_complete(*, job: ProvisioningJob, remote_id: str = "") -> s
         pk=job.pk, status=ProvisioningJob.Status.WAITING
     ).exists():
         raise refuse(ErrorCode.NOT_WAITING, "Only a job waiting for staff can be completed.")
+    # An id staff type in is meant: it replaces the one the service had.
     return provisioning_job_succeeded(
-        job_id=job.pk, remote_id=remote_id, message="Completed by staff."
+        job_id=job.pk, remote_id=remote_id, message="Completed by staff.", replaces_remote_id=True
     )
 
 

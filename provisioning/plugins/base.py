@@ -48,11 +48,17 @@ class ProvisionRequest:
 
 @dataclass(frozen=True)
 class ProvisionResult:
-    """done=False means the work is waiting on someone (staff, the provider)."""
+    """done=False means the work is waiting on someone (staff, the provider).
+
+    A service keeps the remote id its create gave it until it is terminated;
+    another action changes it only when the plugin sets `replaces_remote_id`
+    (the provider moved the resource and says so).
+    """
 
     done: bool
     remote_id: str = ""
     message: str = ""
+    replaces_remote_id: bool = False
 
 
 class ProvisioningError(Exception):

@@ -138,4 +138,8 @@ class WebhookPlugin(Plugin):
         _, payload = self.post(
             instance, f"service.{request.action}", data, idempotency_key=request.idempotency_key
         )
-        return ProvisionResult(done=True, remote_id=str(payload.get("remote_id", "")))
+        return ProvisionResult(
+            done=True,
+            remote_id=str(payload.get("remote_id", "")),
+            replaces_remote_id=payload.get("replaces_remote_id") is True,
+        )

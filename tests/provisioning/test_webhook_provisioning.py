@@ -56,6 +56,29 @@ def test_it_posts_a_signed_event_and_stores_the_remote_id(customer, webhook_back
     assert event["data"]["package_settings"] == {"rooms": "5"}
 
 
+def test_the_remote_id_from_create_stays_through_later_calls(customer, webhook_backend):
+    # Found in the demo: a provider answering every call with a fresh id moved
+    # the service's remote id on each suspend, unsuspend and renew.
+    webhook_backend.answer(
+        (201, {"remote_id": "srv-42"}, 0),
+        (200, {"remote_id": "request-7"}, 0),
+        (200, {"remote_id": "srv-43", "replaces_remote_id": True}, 0),
+    )
+    service = webhook_service(customer, webhook_backend.url)
+    provisioning_job_run(job_id=service.jobs.get().pk)
+    service.refresh_from_db()
+
+    suspend = ProvisioningJob.objects.create(service=service, action="suspend")
+    provisioning_job_run(job_id=suspend.pk)
+    service.refresh_from_db()
+    assert service.remote_id == "srv-42"
+
+    unsuspend = ProvisioningJob.objects.create(service=service, action="unsuspend")
+    provisioning_job_run(job_id=unsuspend.pk)
+    service.refresh_from_db()
+    assert service.remote_id == "srv-43"  # the provider said it moved the resource
+
+
 def test_a_replayed_event_is_rejected_after_the_window(customer, webhook_backend):
     service = webhook_service(customer, webhook_backend.url)
     provisioning_job_run(job_id=service.jobs.get().pk)

@@ -88,13 +88,27 @@ def package_warnings(*, package: Package) -> list[str]:
 
 
 def variant_unmatched_pairs(*, variant: Variant) -> list[str]:
-    """The variant page's view of the pairs: every package using it."""
+    """The variant page's view of the pairs: every package using it.
+
+    Also each variant price no package's pricing option is named like, since
+    only a same-name pricing option ever charges it (a typo, or "Quarterly"
+    sold nowhere).
+    """
     variant = Variant.objects.prefetch_related(
         Prefetch("options", queryset=VariantOption.objects.prefetch_related("prices")),
         Prefetch("packages", queryset=Package.objects.prefetch_related("prices")),
     ).get(pk=variant.pk)
+    sold_names = {
+        price.name for package in variant.packages.all() for price in package.prices.all()
+    }
     return [
         f"Package “{package.name}”: option “{option.name}” has no price named “{name}”."
         for package in variant.packages.all()
         for option, name in _unmatched_pairs(variant=variant, package=package)
+    ] + [
+        f"Option “{option.name}” has a price named “{price.name}”, but no package using "
+        f"this variant has a pricing option of that name: it is never charged."
+        for option in variant.options.all()
+        for price in option.prices.all()
+        if price.name not in sold_names
     ]

@@ -123,6 +123,22 @@ class TestVariantMatching:
         assert variant_unmatched_pairs(variant=debian.variant) == [
             f"Package “{package.name}”: option “Windows” has no price named “Monthly”.",
             f"Package “{package.name}”: option “Windows” has no price named “Annual”.",
+            "Option “Windows” has a price named “monthly”, but no package using this variant "
+            "has a pricing option of that name: it is never charged.",
+        ]
+
+    def test_a_variant_price_named_like_no_pricing_option_of_its_packages_is_reported(self):
+        # Found by staff: a "Quarterly" variant price saved without a word, though no
+        # package using the variant sells a "Quarterly" option, so it is never charged.
+        package = priced_package(name="Monthly")
+        option = VariantOptionFactory(name="Debian")
+        VariantPriceFactory(option=option, name="Monthly")
+        VariantPriceFactory(option=option, name="Quarterly")
+        package.variants.add(option.variant)
+
+        assert variant_unmatched_pairs(variant=option.variant) == [
+            "Option “Debian” has a price named “Quarterly”, but no package using this variant "
+            "has a pricing option of that name: it is never charged."
         ]
 
     def test_a_fully_matched_package_has_no_warnings(self):

@@ -1,17 +1,18 @@
-"""Background tasks (django-tasks, database backend); `manage.py db_worker` runs them."""
+"""Background tasks (django-tasks, database backend); `manage.py db_worker` runs them.
+
+`run_provisioning_job` lives with the jobs it runs (jobs.py queues it) and is
+named here too, so the tasks are listed in one place.
+"""
 
 from __future__ import annotations
 
 from django_tasks import task
 
 from .billing import services_run_billing
-from .jobs import provisioning_job_run
+from .jobs import run_provisioning_job
 from .notifications import notifications_send
 
-
-@task()
-def run_provisioning_job(job_id: int) -> str:
-    return provisioning_job_run(job_id=job_id)
+__all__ = ["run_billing", "run_provisioning_job", "send_notifications"]
 
 
 @task()

@@ -8,7 +8,12 @@ from io import StringIO
 import pytest
 from django.core.exceptions import ValidationError
 
-from subscriptions.jobs import provisioning_job_complete, provisioning_job_run
+from subscriptions.jobs import (
+    provisioning_job_claim,
+    provisioning_job_complete,
+    provisioning_job_run,
+    provisioning_job_succeeded,
+)
 from subscriptions.models import ProvisioningJob, Service
 from subscriptions.periods import add_interval
 from subscriptions.services import (
@@ -184,13 +189,10 @@ def test_staff_suspend_and_unsuspend_through_provider_jobs(customer):
 
 def test_a_cancelled_service_that_the_provider_creates_meanwhile_is_removed_again(customer):
     service = paid_service(customer)
-    job = service.jobs.get()
-    ProvisioningJob.objects.filter(pk=job.pk).update(status="running")
+    job = provisioning_job_claim(job_id=service.jobs.get().pk)  # a worker is mid-call
     service_request_cancellation(service=service, customer=customer, mode="immediate")
 
-    from subscriptions.jobs import provisioning_job_succeeded
-
-    provisioning_job_succeeded(job_id=job.pk, remote_id="r-1")
+    provisioning_job_succeeded(job_id=job.pk, lease_token=job.lease_token, remote_id="r-1")
 
     service.refresh_from_db()
     assert service.status == Service.Status.CANCELLED

@@ -34,15 +34,14 @@ def sweep_once() -> None:
         logger.exception("Sweeping provisioning jobs failed; trying again later.")
     else:
         logger.info("Swept provisioning jobs: %s", outcome)
-    finally:
-        # Connections belong to this thread: close them rather than hold one between sweeps.
-        connections.close_all()
 
 
 def sweep_forever() -> None:
     while True:
         time.sleep(sweep_interval_seconds())
         sweep_once()
+        # This thread's own connections: closed rather than held between sweeps.
+        connections.close_all()
 
 
 class Command(db_worker.Command):

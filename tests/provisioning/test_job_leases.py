@@ -12,6 +12,7 @@ from io import StringIO
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command, get_commands
+from django.urls import reverse
 from django.utils import timezone
 from django_tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
@@ -217,3 +218,20 @@ def test_every_db_worker_sweeps_so_a_live_worker_finishes_a_dead_ones_job(
     service.refresh_from_db()
     assert (service.status, service.remote_id) == (Service.Status.ACTIVE, "vm-1")
     assert len(webhook_backend.requests) == 1
+
+
+def test_staff_retry_a_job_whose_worker_stopped_from_the_service_list(customer, staff_client):
+    (service,) = paid_webhook_services(customer, "http://127.0.0.1:9/hook")
+    job = service.jobs.get()
+    claimed_by_a_worker_that_dies(job, timezone.now() - LEASE * 2)
+
+    response = staff_client.post(
+        reverse("admin:subscriptions_service_changelist"),
+        {"action": "retry_provisioning", "_selected_action": [service.pk]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert "1 job(s) queued again." in response.content.decode()
+    job.refresh_from_db()
+    assert job.status == ProvisioningJob.Status.QUEUED and job.lease_token is None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.utils import timezone
 
 from . import invoicing, jobs, lifecycle, ordering
 from .models import (
@@ -151,10 +153,11 @@ class ServiceAdmin(RecordAdmin):
     inlines = [PlanChangeInline, ProvisioningJobInline]
     actions = ["retry_provisioning", "complete_manual", "suspend", "unsuspend", "terminate"]
 
-    @admin.action(description="Retry failed provisioning")
+    @admin.action(description="Retry failed provisioning, or provisioning whose worker stopped")
     def retry_provisioning(self, request, queryset):
-        failed = ProvisioningJob.objects.filter(
-            service__in=queryset, status=ProvisioningJob.Status.FAILED
+        failed = ProvisioningJob.objects.filter(service__in=queryset).filter(
+            Q(status=ProvisioningJob.Status.FAILED)
+            | Q(pk__in=ProvisioningJob.objects.lost(timezone.now()))
         )
         _run(self, request, failed, lambda job: jobs.provisioning_job_retry(job=job),
              "{count} job(s) queued again.")  # fmt: skip
@@ -186,13 +189,13 @@ class ServiceAdmin(RecordAdmin):
 @admin.register(ProvisioningJob)
 class ProvisioningJobAdmin(RecordAdmin):
     list_display = ["__str__", "status", "attempts", "last_error", "next_attempt_at",
-                    "created_at"]  # fmt: skip
+                    "lease_expires_at", "created_at"]  # fmt: skip
     list_filter = ["status", "action"]
     search_fields = ["service__package_name", "service__customer__email", "idempotency_key"]
     list_select_related = ["service"]
     actions = ["retry", "complete"]
 
-    @admin.action(description="Retry selected failed jobs")
+    @admin.action(description="Retry selected failed jobs, or running ones whose worker stopped")
     def retry(self, request, queryset):
         _run(self, request, queryset, lambda job: jobs.provisioning_job_retry(job=job),
              "{count} job(s) queued again.")  # fmt: skip

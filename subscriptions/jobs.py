@@ -7,17 +7,27 @@ with a conditional UPDATE; a second run of the same task, or a stale one,
 finds nothing to claim and does nothing. The job's idempotency key goes to
 the provider on every attempt, so even a worker that dies mid-call cannot
 make the provider act twice.
+
+A claimed job is leased to its worker for `PROVISIONING_LEASE_SECONDS` (longer
+when the plugin's calls may take longer). A worker killed mid-call leaves the
+job running with a lease that runs out; `provisioning_jobs_sweep()` then
+queues it again, with the same idempotency key, as one more attempt, and marks
+the dead worker's task row failed. Every `manage.py db_worker` runs the sweep
+(see `subscriptions/management/commands/db_worker.py`), so a live worker
+rescues the jobs of a dead one.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from django_tasks import task
+from django_tasks import TaskResultStatus, task
+from django_tasks_db.models import DBTaskResult
 
 from catalog.errors import ErrorCode, refuse
 from catalog.models import NotificationEvent, Package
@@ -29,6 +39,14 @@ from .notifications import notify_service
 from .periods import add_interval
 
 MAX_BACKOFF_SECONDS = 3600
+# Beyond the plugin's own timeout: time to record the outcome once the call returns.
+LEASE_MARGIN_SECONDS = 5
+# Tasks queued before the task moved here from subscriptions.tasks keep that path.
+LEGACY_TASK_PATH = "subscriptions.tasks.run_provisioning_job"
+
+
+class WorkerLost(Exception):
+    """Recorded on the task row of a worker that stopped while running it."""
 
 
 def max_attempts() -> int:
@@ -39,6 +57,27 @@ def retry_delay(attempts: int) -> timedelta:
     """Exponential backoff: base, 2×base, 4×base… capped at an hour."""
     base = getattr(settings, "PROVISIONING_RETRY_BASE_SECONDS", 30)
     return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS))
+
+
+def lease_seconds() -> int:
+    return getattr(settings, "PROVISIONING_LEASE_SECONDS", 60)
+
+
+def sweep_interval_seconds() -> float:
+    """How often a worker sweeps: a quarter of a lease, so a lost job waits little longer."""
+    return min(15.0, max(1.0, lease_seconds() / 4))
+
+
+def lease_for(plugin, instance) -> timedelta:
+    """The lease outlasts the plugin's longest call, so a live worker keeps its job."""
+    return timedelta(
+        seconds=max(lease_seconds(), plugin.call_timeout(instance) + LEASE_MARGIN_SECONDS)
+    )
+
+
+@task()
+def run_provisioning_job(job_id: int) -> str:
+    return provisioning_job_run(job_id=job_id)
 
 
 def _queue_task(job: ProvisioningJob) -> None:
@@ -98,47 +137,89 @@ def _request_for(job: ProvisioningJob) -> ProvisionRequest:
     )
 
 
-def provisioning_job_run(*, job_id: int) -> str:
-    """What the task does: claim the job, call the provider, record the outcome."""
-    now = timezone.now()
+def provisioning_job_claim(*, job_id: int, now: datetime | None = None) -> ProvisioningJob | None:
+    """Take a queued job for this worker, leased for the base lease; None if it is not ready."""
+    now = now or timezone.now()
     claimed = (
         ProvisioningJob.objects.filter(pk=job_id, status=ProvisioningJob.Status.QUEUED)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .update(status=ProvisioningJob.Status.RUNNING, started_at=now, attempts=F("attempts") + 1)
+        .update(
+            status=ProvisioningJob.Status.RUNNING,
+            started_at=now,
+            attempts=F("attempts") + 1,
+            lease_expires_at=now + timedelta(seconds=lease_seconds()),
+            lease_token=uuid.uuid4(),
+        )
     )
     if not claimed:
+        return None
+    return ProvisioningJob.objects.select_related("service__customer").get(pk=job_id)
+
+
+def _cover_the_call(job: ProvisioningJob, plugin, instance) -> None:
+    """Lengthen the lease when this plugin's calls may outlast the base lease."""
+    expires_at = job.started_at + lease_for(plugin, instance)
+    if expires_at > job.lease_expires_at:
+        ProvisioningJob.objects.filter(pk=job.pk, lease_token=job.lease_token).update(
+            lease_expires_at=expires_at
+        )
+
+
+def provisioning_job_run(*, job_id: int) -> str:
+    """What the task does: claim the job, call the provider, record the outcome."""
+    job = provisioning_job_claim(job_id=job_id)
+    if job is None:
         return "skipped: nothing to do"
-    job = ProvisioningJob.objects.select_related("service__customer").get(pk=job_id)
+    token = job.lease_token
     try:
         plugin, instance = plugin_for(job.service.provider_instance)
+        _cover_the_call(job, plugin, instance)
         result = plugin.perform(instance, _request_for(job))
     except ProvisioningError as error:
-        return provisioning_job_failed(job_id=job_id, error=str(error))
+        return provisioning_job_failed(job_id=job_id, lease_token=token, error=str(error))
     except Exception as error:  # a plugin bug must not leave the job running for ever
-        return provisioning_job_failed(job_id=job_id, error=f"{type(error).__name__}: {error}")
+        return provisioning_job_failed(
+            job_id=job_id, lease_token=token, error=f"{type(error).__name__}: {error}"
+        )
     if result.done:
         return provisioning_job_succeeded(
             job_id=job_id,
+            lease_token=token,
             remote_id=result.remote_id,
             message=result.message,
             replaces_remote_id=result.replaces_remote_id,
         )
-    return provisioning_job_waiting(job_id=job_id, message=result.message)
+    return provisioning_job_waiting(job_id=job_id, lease_token=token, message=result.message)
 
 
-@task()
-def run_provisioning_job(job_id: int) -> str:
-    return provisioning_job_run(job_id=job_id)
+def _holds_lease(job: ProvisioningJob, lease_token: uuid.UUID | None) -> bool:
+    """Only the worker whose lease is current may record an outcome: one that was
+    only slow, and whose job was queued again meanwhile, must not finish it twice."""
+    return job.status == ProvisioningJob.Status.RUNNING and job.lease_token == lease_token
+
+
+def _release(job: ProvisioningJob) -> None:
+    job.lease_expires_at = None
+    job.lease_token = None
 
 
 @transaction.atomic
-def provisioning_job_failed(*, job_id: int, error: str) -> str:
+def provisioning_job_failed(*, job_id: int, lease_token: uuid.UUID | None, error: str) -> str:
     job = ProvisioningJob.objects.select_for_update().get(pk=job_id)
-    if job.status != ProvisioningJob.Status.RUNNING:
-        return f"skipped: {job.status}"
+    if not _holds_lease(job, lease_token):
+        return f"skipped: {job.status}, the lease was lost"
     service = Service.objects.select_for_update().get(pk=job.service_id)
     now = timezone.now()
+    return _retry_or_give_up(job, service, error=error, retry_at=now + retry_delay(job.attempts))
+
+
+def _retry_or_give_up(
+    job: ProvisioningJob, service: Service, *, error: str, retry_at: datetime | None
+) -> str:
+    """After an attempt that did not finish: try again, or give up and flag the service."""
+    now = timezone.now()
     job.last_error = error
+    _release(job)
     if job.action == ProvisioningJob.Action.CREATE and not service.is_live:
         job.status = ProvisioningJob.Status.CANCELLED
         job.finished_at = now
@@ -146,10 +227,11 @@ def provisioning_job_failed(*, job_id: int, error: str) -> str:
         return "cancelled: the service has ended"
     if job.attempts < max_attempts():
         job.status = ProvisioningJob.Status.QUEUED
-        job.next_attempt_at = now + retry_delay(job.attempts)
+        job.next_attempt_at = retry_at
         job.save()
         _queue_task(job)
-        return f"retry {job.attempts + 1} at {job.next_attempt_at.isoformat()}: {error}"
+        when = retry_at.isoformat() if retry_at else "once"
+        return f"retry {job.attempts + 1} at {when}: {error}"
     job.status = ProvisioningJob.Status.FAILED
     job.finished_at = now
     job.save()
@@ -162,10 +244,11 @@ def provisioning_job_failed(*, job_id: int, error: str) -> str:
 
 
 @transaction.atomic
-def provisioning_job_waiting(*, job_id: int, message: str) -> str:
+def provisioning_job_waiting(*, job_id: int, lease_token: uuid.UUID | None, message: str) -> str:
     job = ProvisioningJob.objects.select_for_update().get(pk=job_id)
-    if job.status != ProvisioningJob.Status.RUNNING:
-        return f"skipped: {job.status}"
+    if not _holds_lease(job, lease_token):
+        return f"skipped: {job.status}, the lease was lost"
+    _release(job)
     job.status = ProvisioningJob.Status.WAITING
     job.result_message = message
     job.save()
@@ -174,13 +257,20 @@ def provisioning_job_waiting(*, job_id: int, message: str) -> str:
 
 @transaction.atomic
 def provisioning_job_succeeded(
-    *, job_id: int, remote_id: str = "", message: str = "", replaces_remote_id: bool = False
+    *,
+    job_id: int,
+    lease_token: uuid.UUID | None = None,
+    remote_id: str = "",
+    message: str = "",
+    replaces_remote_id: bool = False,
 ) -> str:
+    """The provider did it (a running job, with its lease), or staff did (a waiting job)."""
     job = ProvisioningJob.objects.select_for_update().get(pk=job_id)
-    if job.status not in (ProvisioningJob.Status.RUNNING, ProvisioningJob.Status.WAITING):
+    if job.status != ProvisioningJob.Status.WAITING and not _holds_lease(job, lease_token):
         return f"skipped: {job.status}"
     service = Service.objects.select_for_update().get(pk=job.service_id)
     now = timezone.now()
+    _release(job)
     job.status = ProvisioningJob.Status.SUCCEEDED
     job.finished_at = now
     job.result_message = message
@@ -266,22 +356,147 @@ def provisioning_job_complete(*, job: ProvisioningJob, remote_id: str = "") -> s
 
 @transaction.atomic
 def provisioning_job_retry(*, job: ProvisioningJob) -> ProvisioningJob:
-    """Staff send a failed (or stuck running) job to the provider again, with its attempts reset."""
+    """Staff send a failed job, or a running one whose worker was lost, to the provider again,
+    with its attempts reset. The sweeper would requeue a lost one too, but staff need not wait."""
+    now = timezone.now()
     job = ProvisioningJob.objects.select_for_update().get(pk=job.pk)
-    stale = job.status == ProvisioningJob.Status.RUNNING and (
-        job.started_at is None or job.started_at < timezone.now() - timedelta(minutes=15)
-    )
-    if job.status != ProvisioningJob.Status.FAILED and not stale:
+    lost = ProvisioningJob.objects.lost(now).filter(pk=job.pk).exists()
+    if job.status != ProvisioningJob.Status.FAILED and not lost:
         raise refuse(
             ErrorCode.NOT_RETRYABLE,
-            f"Only a failed job (or one stuck running) can be retried; this one is "
-            f"{job.get_status_display().lower()}.",
+            f"Only a failed job, or a running one whose worker stopped, can be retried; "
+            f"this one is {job.get_status_display().lower()}.",
         )
+    if lost:
+        _fail_task_row(job, now)
+    _release(job)
     job.status = ProvisioningJob.Status.QUEUED
     job.attempts = 0
+    job.workers_lost = 0
     job.next_attempt_at = None
     job.finished_at = None
     job.save()
     Service.objects.filter(pk=job.service_id).update(needs_attention=False)
     _queue_task(job)
     return job
+
+
+# The sweeper: requeue the jobs of workers that stopped, and tidy their task rows.
+
+
+def _fail_task_row(job: ProvisioningJob, now: datetime) -> None:
+    """The dead worker's task row would say "running" for ever: mark it failed."""
+    _fail_task_rows(DBTaskResult.objects.filter(id=job.task_id), now, job_id=job.pk)
+
+
+def _fail_task_rows(rows, now: datetime, *, job_id: int) -> int:
+    return rows.filter(status=TaskResultStatus.RUNNING).update(
+        status=TaskResultStatus.FAILED,
+        finished_at=now,
+        exception_class_path=f"{WorkerLost.__module__}.{WorkerLost.__qualname__}",
+        traceback=f"The worker running provisioning job {job_id} stopped before it finished.",
+        return_value=None,
+    )
+
+
+@transaction.atomic
+def provisioning_job_lost(*, job_id: int, now: datetime | None = None) -> str:
+    """Its worker stopped mid-job: one more attempt used, the same idempotency key kept."""
+    now = now or timezone.now()
+    job = ProvisioningJob.objects.select_for_update().get(pk=job_id)
+    if not ProvisioningJob.objects.lost(now).filter(pk=job_id).exists():
+        return f"skipped: {job.status}, the lease holds"
+    service = Service.objects.select_for_update().get(pk=job.service_id)
+    _fail_task_row(job, now)
+    job.workers_lost += 1
+    # At once: it was the worker that failed, not the provider, so no backoff.
+    return _retry_or_give_up(
+        job,
+        service,
+        error=f"the worker running this job stopped {job.workers_lost} time(s) before finishing it",
+        retry_at=None,
+    )
+
+
+def _task_job_id(row: DBTaskResult) -> int | None:
+    args, kwargs = row.args_kwargs.get("args", []), row.args_kwargs.get("kwargs", {})
+    job_id = args[0] if args else kwargs.get("job_id")
+    return job_id if isinstance(job_id, int) else None
+
+
+def _fail_stale_task_rows(now: datetime) -> int:
+    """Task rows a dead worker left running whose job is no longer theirs: it was requeued,
+    finished, or never claimed because the worker died first."""
+    stale = DBTaskResult.objects.filter(
+        status=TaskResultStatus.RUNNING,
+        task_path__in=[run_provisioning_job.module_path, LEGACY_TASK_PATH],
+        started_at__lt=now - timedelta(seconds=lease_seconds()),
+    )
+    failed = 0
+    for row in stale:
+        job_id = _task_job_id(row)
+        held = ProvisioningJob.objects.filter(
+            pk=job_id,
+            status=ProvisioningJob.Status.RUNNING,
+            lease_expires_at__gte=now,
+            task_id=str(row.id),
+        ).exists()
+        if not held:
+            failed += _fail_task_rows(DBTaskResult.objects.filter(pk=row.pk), now, job_id=job_id)
+    return failed
+
+
+def _requeue_orphans(now: datetime) -> int:
+    """Queued jobs whose task will never run (its worker died before claiming the job,
+    or the row was pruned) get a new task."""
+    queued = dict(
+        ProvisioningJob.objects.filter(status=ProvisioningJob.Status.QUEUED)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .values_list("pk", "task_id")
+    )
+    live = {
+        str(task_id)
+        for task_id in DBTaskResult.objects.filter(
+            id__in=[task_id for task_id in queued.values() if _is_uuid(task_id)],
+            status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING],
+        ).values_list("id", flat=True)
+    }
+    requeued = 0
+    for job_id, task_id in queued.items():
+        if task_id in live:
+            continue
+        with transaction.atomic():
+            job = ProvisioningJob.objects.select_for_update().get(pk=job_id)
+            if job.status == ProvisioningJob.Status.QUEUED and job.task_id == task_id:
+                _queue_task(job)
+                requeued += 1
+    return requeued
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def provisioning_jobs_sweep(*, now: datetime | None = None) -> str:
+    """Requeue the jobs whose worker stopped; every worker runs this every few seconds.
+
+    Safe to run from many workers at once: each job is taken under its row lock
+    and only while its lease has run out.
+    """
+    now = now or timezone.now()
+    outcomes = [
+        provisioning_job_lost(job_id=job_id, now=now)
+        for job_id in ProvisioningJob.objects.lost(now).values_list("pk", flat=True)
+    ]
+    stale_tasks = _fail_stale_task_rows(now)
+    orphans = _requeue_orphans(now)
+    requeued = sum(outcome.startswith("retry") for outcome in outcomes)
+    gave_up = sum(outcome.startswith("failed") for outcome in outcomes)
+    return (
+        f"{requeued} lost job(s) queued again, {gave_up} given up, "
+        f"{stale_tasks} stale task(s) closed, {orphans} orphaned job(s) queued again"
+    )

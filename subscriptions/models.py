@@ -497,6 +497,12 @@ class PlanChange(models.Model):
         return f"{self.get_direction_display()} {self.from_package_name} → {self.to_package_name}"
 
 
+class ProvisioningJobQuerySet(models.QuerySet):
+    def lost(self, now):
+        """Running jobs whose lease ran out: their worker stopped without finishing them."""
+        return self.filter(status=ProvisioningJob.Status.RUNNING, lease_expires_at__lt=now)
+
+
 class ProvisioningJob(models.Model):
     """One provider call for one change of a service, run by a background task.
 
@@ -535,9 +541,24 @@ class ProvisioningJob(models.Model):
     result_message = models.TextField(blank=True)
     task_id = models.CharField(max_length=64, blank=True, help_text="The latest queued task.")
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # A running job is leased to the worker that claimed it. A worker that
+    # dies (killed, out of memory, its machine gone) cannot say so: when the
+    # lease runs out the sweeper queues the job again, and the token fences
+    # off a worker that was only slow, so it cannot record a late outcome.
+    lease_expires_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="While running: when the job counts as lost if its worker has not finished.",
+    )
+    lease_token = models.UUIDField(null=True, blank=True, editable=False)
+    workers_lost = models.PositiveIntegerField(
+        default=0, help_text="Times the worker running this job stopped before it finished."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ProvisioningJobQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -549,6 +570,12 @@ class ProvisioningJob(models.Model):
                 # OPEN_STATUSES, spelled out: Meta cannot read the class body.
                 condition=Q(status__in=["queued", "running", "waiting", "failed"]),
                 name="%(app_label)s_%(class)s_one_open_per_action",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="running")
+                | Q(lease_expires_at__isnull=False, lease_token__isnull=False),
+                name="%(app_label)s_%(class)s_running_has_lease",
+                violation_error_message="A running job must have a lease.",
             ),
         ]
 

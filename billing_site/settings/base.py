@@ -25,11 +25,12 @@ INSTALLED_APPS = [
     "polymorphic",
     "djmoney",
     "django_tasks",
-    "django_tasks_db",
     "catalog",
     "provisioning",
     "storefront",
     "subscriptions",
+    # After subscriptions, whose `db_worker` (the worker plus the job sweeper) overrides it.
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -127,6 +128,11 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "store@localhost")
 # (doubled on each attempt).
 PROVISIONING_MAX_ATTEMPTS = env_int("PROVISIONING_MAX_ATTEMPTS", 5)
 PROVISIONING_RETRY_BASE_SECONDS = env_int("PROVISIONING_RETRY_BASE_SECONDS", 30)
+# A worker holds a running job this long (longer if the plugin's timeout is):
+# a job whose worker died is queued again once it runs out, by the next sweep of
+# any live worker, every quarter lease (at most 15 s). The default retries a
+# lost job within 75 s.
+PROVISIONING_LEASE_SECONDS = env_int("PROVISIONING_LEASE_SECONDS", 60)
 
 # The billing run reminds customers this many days ahead of a trial's end and
 # of a renewal (0 sends no reminders).

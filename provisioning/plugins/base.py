@@ -84,6 +84,10 @@ class Plugin:
     def test_connection(self, instance) -> ConnectionResult:
         raise NotImplementedError
 
+    def call_timeout(self, instance) -> int:
+        """The longest one lifecycle call may take, in seconds: a job's lease outlasts it."""
+        return 0
+
     def perform(self, instance, request: ProvisionRequest) -> ProvisionResult:
         """Carry out one lifecycle action on the provider."""
         raise NotImplementedError

@@ -125,6 +125,9 @@ class WebhookPlugin(Plugin):
             ok=True, message=f"{instance.url} answered HTTP {status} in {elapsed:.0f} ms."
         )
 
+    def call_timeout(self, instance) -> int:
+        return instance.timeout_seconds
+
     def perform(self, instance, request: ProvisionRequest) -> ProvisionResult:
         data = {
             "service_id": request.service_id,

@@ -6,41 +6,22 @@ Marked postgres: a worker is another process, so it needs a database server
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from subscriptions.invoicing import invoice_record_payment
 from subscriptions.models import ProvisioningJob, Service
 from tests.factories import WebhookInstanceFactory
+from tests.provisioning.workers import start_worker as start_batch_worker
 from tests.subscriptions.helpers import shop_package
 from tests.subscriptions.test_order_place import place
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_worker(**env) -> subprocess.Popen:
-    db = connection.settings_dict
-    url = f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "db_worker", "--batch", "--no-reload",
-         "--no-startup-delay", "--interval", "0.1", "--verbosity", "0"],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "billing_site.settings.test",
-            "DATABASE_URL": url,
-            **{name: str(value) for name, value in env.items()},
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
+    return start_batch_worker("--batch", **env)
 
 
 def wait(*workers: subprocess.Popen) -> None:

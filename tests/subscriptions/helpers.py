@@ -7,6 +7,8 @@ from decimal import Decimal
 from djmoney.money import Money
 
 from catalog.models import Variant
+from subscriptions.invoicing import invoice_record_payment
+from subscriptions.ordering import order_place
 from tests.factories import (
     PackageFactory,
     PackagePriceAmountFactory,
@@ -14,6 +16,7 @@ from tests.factories import (
     VariantOptionFactory,
     VariantPriceAmountFactory,
     VariantPriceFactory,
+    WebhookInstanceFactory,
 )
 
 
@@ -45,3 +48,24 @@ def shop_package(variant_code="region", **package_kwargs):
     )
     package.variants.add(region)
     return package, monthly, {"eu": eu, "us": us}
+
+
+def paid_webhook_services(customer, url: str, *, count: int = 1, timeout_seconds: int = 2):
+    """`count` services of one paid order whose package provisions through a Webhook at `url`."""
+    package, monthly, options = shop_package(
+        provider_instance=WebhookInstanceFactory(url=url, timeout_seconds=timeout_seconds),
+        provisioning_options={"plan_code": "pro", "region": "", "send_settings": False},
+        allow_quantity="multiple",
+    )
+    order = order_place(
+        customer=customer,
+        package=package,
+        price=monthly,
+        variant_options=[options["eu"]],
+        quantity=count,
+        currency="USD",
+        checkout_fields={"label": "leased"},
+    )
+    invoice = order.invoices.get()
+    invoice_record_payment(invoice=invoice, amount=invoice.total)
+    return list(order.services.order_by("id"))

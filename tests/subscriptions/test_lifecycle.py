@@ -9,7 +9,13 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from subscriptions.invoicing import invoice_record_payment
-from subscriptions.jobs import provisioning_job_complete, provisioning_job_run, service_start
+from subscriptions.jobs import (
+    provisioning_job_claim,
+    provisioning_job_complete,
+    provisioning_job_run,
+    provisioning_job_succeeded,
+    service_start,
+)
 from subscriptions.lifecycle import (
     service_request_cancellation,
     service_suspend,
@@ -183,13 +189,10 @@ def test_staff_suspend_and_unsuspend_through_provider_jobs(customer):
 
 def test_a_cancelled_service_that_the_provider_creates_meanwhile_is_removed_again(customer):
     service = paid_service(customer)
-    job = service.jobs.get()
-    ProvisioningJob.objects.filter(pk=job.pk).update(status="running")
+    job = provisioning_job_claim(job_id=service.jobs.get().pk)  # a worker is mid-call
     service_request_cancellation(service=service, customer=customer, mode="immediate")
 
-    from subscriptions.jobs import provisioning_job_succeeded
-
-    provisioning_job_succeeded(job_id=job.pk, remote_id="r-1")
+    provisioning_job_succeeded(job_id=job.pk, lease_token=job.lease_token, remote_id="r-1")
 
     service.refresh_from_db()
     assert service.status == Service.Status.CANCELLED

@@ -14,11 +14,8 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from subscriptions.invoicing import invoice_record_payment
 from subscriptions.models import ProvisioningJob, Service
-from tests.factories import WebhookInstanceFactory
-from tests.subscriptions.helpers import shop_package
-from tests.subscriptions.test_order_place import place
+from tests.factories import WebhookInstanceFactory, paid_services
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,24 +46,20 @@ def wait(*workers: subprocess.Popen) -> None:
         assert worker.returncode == 0, output
 
 
-def paid_services(customer, url: str, count: int = 1) -> list[Service]:
-    package, monthly, options = shop_package(
+def paid_webhook_services(customer, url: str, count: int = 1) -> list[Service]:
+    return paid_services(
+        customer,
+        quantity=count,
+        checkout_fields={"label": "worker"},
         provider_instance=WebhookInstanceFactory(url=url, timeout_seconds=2),
         provisioning_options={"plan_code": "pro", "region": "", "send_settings": True},
         allow_quantity="multiple",
     )
-    order = place(
-        customer, package, monthly, [options["eu"]], quantity=count,
-        checkout_fields={"label": "worker"},
-    )  # fmt: skip
-    invoice = order.invoices.get()
-    invoice_record_payment(invoice=invoice, amount=invoice.total)
-    return list(order.services.order_by("id"))
 
 
 def test_a_worker_process_provisions_a_paid_service(customer, webhook_backend):
     webhook_backend.answer((200, {"remote_id": "from-worker"}, 0))
-    (service,) = paid_services(customer, webhook_backend.url)
+    (service,) = paid_webhook_services(customer, webhook_backend.url)
 
     wait(start_worker())
 
@@ -77,7 +70,7 @@ def test_a_worker_process_provisions_a_paid_service(customer, webhook_backend):
 
 
 def test_two_workers_run_each_job_exactly_once(customer, webhook_backend):
-    services = paid_services(customer, webhook_backend.url, count=12)
+    services = paid_webhook_services(customer, webhook_backend.url, count=12)
 
     wait(start_worker(), start_worker())
 
@@ -90,7 +83,7 @@ def test_two_workers_run_each_job_exactly_once(customer, webhook_backend):
 
 def test_a_worker_retries_then_marks_the_service_as_needing_attention(customer, webhook_backend):
     webhook_backend.answer((503, {}, 0))
-    (service,) = paid_services(customer, webhook_backend.url)
+    (service,) = paid_webhook_services(customer, webhook_backend.url)
 
     wait(start_worker(PROVISIONING_MAX_ATTEMPTS=3, PROVISIONING_RETRY_BASE_SECONDS=0))
 
@@ -103,7 +96,7 @@ def test_a_worker_retries_then_marks_the_service_as_needing_attention(customer, 
 
 def test_a_worker_recovers_after_a_failed_attempt(customer, webhook_backend):
     webhook_backend.answer((500, {}, 0), (200, {"remote_id": "second-time"}, 0))
-    (service,) = paid_services(customer, webhook_backend.url)
+    (service,) = paid_webhook_services(customer, webhook_backend.url)
 
     wait(start_worker(PROVISIONING_RETRY_BASE_SECONDS=0))
 

@@ -13,10 +13,10 @@ from django.db.models import F, Q
 from django.dispatch import Signal
 from django.urls import reverse
 from django.utils.text import slugify
-from djmoney.models.fields import MoneyField
 from djmoney.money import Money
 from ulid import ULID
 
+from catalog.fields import MoneyField
 from provisioning.plugins.base import form_error_messages
 from provisioning.service_types import ServiceType
 

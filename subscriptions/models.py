@@ -12,10 +12,10 @@ from datetime import datetime
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
-from djmoney.models.fields import MoneyField
 
 from catalog.availability import Offer, scaling_offer
 from catalog.errors import ErrorCode, Refusal
+from catalog.fields import MoneyField
 from catalog.models import Package, PriceType
 
 MONEY = {"max_digits": 12, "decimal_places": 2}

@@ -95,6 +95,6 @@ def variant_unmatched_pairs(*, variant: Variant) -> list[str]:
     ).get(pk=variant.pk)
     return [
         f"Package “{package.name}”: option “{option.name}” has no price named “{name}”."
-        for package in variant.packages.all()
+        for package in variant.packages.all()  # type: ignore[attr-defined]  # reverse of Package.variants, unseen by the plugin
         for option, name in _unmatched_pairs(variant=variant, package=package)
     ]

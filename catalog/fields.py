@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import nh3
 from django.conf import settings
@@ -10,6 +12,27 @@ from django.core.exceptions import ValidationError
 from django.core.files.images import get_image_dimensions
 from django.db import models
 from django.utils.deconstruct import deconstructible
+
+if TYPE_CHECKING:
+    from django.db.models.expressions import Combinable
+    from djmoney.money import Money
+
+    # djmoney's MoneyField subclasses DecimalField, so django-stubs would type
+    # its values as Decimal; they are Money. Only the type checker sees this
+    # class: at run time it is djmoney's own, so migrations do not change.
+    _ST = TypeVar("_ST", contravariant=True)
+    _GT = TypeVar("_GT", covariant=True)
+
+    class MoneyField(models.DecimalField[_ST, _GT]):
+        _pyi_private_set_type: Money | Decimal | Combinable  # type: ignore[assignment]
+        _pyi_private_get_type: Money  # type: ignore[assignment]  # Money, not Decimal
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
+
+else:
+    from djmoney.models.fields import MoneyField
+
+__all__ = ["MoneyField"]
 
 # Tags and attributes staff may use in descriptions. Anything else (script,
 # style, iframes, event handlers, javascript: URLs) is stripped before the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -13,10 +14,13 @@ from django.db.models import F, Q
 from django.dispatch import Signal
 from django.urls import reverse
 from django.utils.text import slugify
-from djmoney.models.fields import MoneyField
 from djmoney.money import Money
 from ulid import ULID
 
+from catalog.fields import MoneyField
+
+if TYPE_CHECKING:
+    from django.db.models.fields.related_descriptors import RelatedManager
 from provisioning.plugins.base import form_error_messages
 from provisioning.service_types import ServiceType
 
@@ -245,7 +249,9 @@ class Package(models.Model):
     )
 
     # variants shared with other packages
-    variants = models.ManyToManyField("Variant", blank=True, related_name="packages")
+    variants: models.ManyToManyField[Variant, Any] = models.ManyToManyField(
+        "Variant", blank=True, related_name="packages"
+    )
 
     # free data
     notification_preferences = models.JSONField(
@@ -411,6 +417,8 @@ class Package(models.Model):
     def _provisioning_errors(self) -> dict[str, list]:
         instance = self.provider_instance
         errors: dict[str, list] = {}
+        if instance is None:
+            return errors
         if not instance.is_active:
             errors["provider_instance"] = [
                 f"The provider instance “{instance}” is not active; activate it or choose another."
@@ -454,10 +462,16 @@ class PackageScaling(models.Model):
         return f"{self.from_package} → {self.to_package}"
 
 
-class PricedInCurrencies:
+_Amount = TypeVar("_Amount", bound="PriceAmount")
+
+
+class PricedInCurrencies(Generic[_Amount]):
     """A price with one amount row per store currency (related name `amounts`)."""
 
-    def amount_in(self, currency: str) -> PriceAmount | None:
+    if TYPE_CHECKING:
+        amounts: RelatedManager[_Amount]
+
+    def amount_in(self, currency: str) -> _Amount | None:
         # Reads the prefetched rows, so a page pays no query per price.
         for amount in self.amounts.all():
             if amount.currency == currency:
@@ -471,7 +485,7 @@ class PriceType(models.TextChoices):
     RECURRING = "recurring", "Recurring"
 
 
-class PackagePrice(PricedInCurrencies, models.Model):
+class PackagePrice(PricedInCurrencies["PackagePriceAmount"], models.Model):
     """A pricing option of a package (“Monthly”, “Annual”, “Free trial”)."""
 
     package = models.ForeignKey(Package, on_delete=models.CASCADE, related_name="prices")
@@ -591,8 +605,12 @@ class PriceAmount(models.Model):
             ),
         ]
 
+    if TYPE_CHECKING:
+        price_currency: str  # added by MoneyField
+        _stored_currency: str | None
+
     @classmethod
-    def from_db(cls, db, field_names, values):
+    def from_db(cls, db, field_names, values):  # type: ignore[override]  # stubs add Django 6's fetch_mode
         instance = super().from_db(db, field_names, values)
         # Remember the stored currency: it may never change afterwards.
         instance._stored_currency = instance.__dict__.get("price_currency")
@@ -742,7 +760,7 @@ class VariantOption(models.Model):
         return None
 
 
-class VariantPrice(PricedInCurrencies, models.Model):
+class VariantPrice(PricedInCurrencies["VariantPriceAmount"], models.Model):
     """What an option costs with the package pricing option of the same name."""
 
     option = models.ForeignKey(VariantOption, on_delete=models.CASCADE, related_name="prices")

@@ -98,12 +98,12 @@ def variant_unmatched_pairs(*, variant: Variant) -> list[str]:
         Prefetch("options", queryset=VariantOption.objects.prefetch_related("prices")),
         Prefetch("packages", queryset=Package.objects.prefetch_related("prices")),
     ).get(pk=variant.pk)
-    sold_names = {
-        price.name for package in variant.packages.all() for price in package.prices.all()
-    }
+    # The reverse of Package.variants, which the mypy plugin does not see.
+    packages = list(variant.packages.all())  # type: ignore[attr-defined]
+    sold_names = {price.name for package in packages for price in package.prices.all()}
     return [
         f"Package “{package.name}”: option “{option.name}” has no price named “{name}”."
-        for package in variant.packages.all()
+        for package in packages
         for option, name in _unmatched_pairs(variant=variant, package=package)
     ] + [
         f"Option “{option.name}” has a price named “{price.name}”, but no package using "

@@ -33,7 +33,7 @@ class ProviderInstance(PolymorphicModel):
     def plugin(self) -> Plugin:
         # A base row (admin list, non-polymorphic query) names its subclass
         # by content type, read from Django's cache rather than the database.
-        return get_plugin(self.get_real_instance_class().plugin_key)
+        return get_plugin((self.get_real_instance_class() or type(self)).plugin_key)
 
 
 class ManualInstance(ProviderInstance):

@@ -12,7 +12,8 @@ from .plugins.base import Plugin
 if TYPE_CHECKING:
     from .models import ProviderInstance
 
-PLUGINS = {
+# key -> dotted path of the Plugin subclass; keys are stored on provider instances.
+PLUGINS: dict[str, str] = {
     "manual": "provisioning.plugins.manual.ManualPlugin",
     "webhook": "provisioning.plugins.webhook.WebhookPlugin",
 }
@@ -28,7 +29,8 @@ def get_plugin(key: str) -> Plugin:
         path = PLUGINS[key]
     except KeyError:
         raise LookupError(f"No provisioning plugin is registered as “{key}”.") from None
-    return import_string(path)()
+    plugin_class: type[Plugin] = import_string(path)
+    return plugin_class()
 
 
 def all_plugins() -> list[Plugin]:

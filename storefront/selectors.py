@@ -157,13 +157,13 @@ def comparison_rows(packages: list[Package]) -> list[ComparisonRow]:
     definitions: dict[tuple[str, int], Feature | Quota] = {}
     values: list[dict[tuple[str, int], PackageFeature | PackageQuota]] = []
     for package in packages:
-        by_key = {}
+        by_key: dict[tuple[str, int], PackageFeature | PackageQuota] = {}
         for value in package.features.all():
             by_key["feature", value.feature_id] = value
             definitions.setdefault(("feature", value.feature_id), value.feature)
-        for value in package.quotas.all():
-            by_key["quota", value.quota_id] = value
-            definitions.setdefault(("quota", value.quota_id), value.quota)
+        for quota_value in package.quotas.all():
+            by_key["quota", quota_value.quota_id] = quota_value
+            definitions.setdefault(("quota", quota_value.quota_id), quota_value.quota)
         values.append(by_key)
     # Features first, then quotas, each in staff order.
     keys = sorted(

@@ -8,6 +8,8 @@ from django.db import transaction
 
 from catalog.errors import ErrorCode
 
+from .models import Customer
+
 EMAIL_TAKEN = "An account with this email address already exists."
 
 
@@ -25,7 +27,7 @@ def email_taken(email: str) -> bool:
 
 
 @transaction.atomic
-def customer_sign_up(*, email: str, password: str):
+def customer_sign_up(*, email: str, password: str) -> Customer:
     """A customer account; the email is the login (and the username, which keeps it unique)."""
     email = email.strip().lower()
     if email_taken(email):

@@ -33,7 +33,7 @@ def _next_billing_period(service: Service) -> tuple[datetime, datetime, datetime
     if service.status == Service.Status.TRIAL:
         # Outside: the first paid period follows the trial; inside: it began with
         # it. Either way its first invoice falls due when the trial ends.
-        if service.trial_ends_at is None:
+        if service.trial_ends_at is None or service.current_period_start is None:
             return None
         return service.current_period_start, service.current_period_end, service.trial_ends_at
     start = service.current_period_end
@@ -136,7 +136,7 @@ def _service_renewal_reminder(service: Service) -> bool:
             "recurring_amount": format_money(change.recurring_amount),
             "new_package": change.to_package_name,
         }
-    return notify_service(NotificationEvent.RENEWAL_DUE, service, **extra)
+    return notify_service(NotificationEvent.RENEWAL_DUE, service, invoice=None, **extra)
 
 
 def _services_send_reminders(run: BillingRun, now: datetime) -> None:

@@ -158,6 +158,8 @@ def provisioning_job_claim(*, job_id: int, now: datetime | None = None) -> Provi
 
 def _cover_the_call(job: ProvisioningJob, plugin, instance) -> None:
     """Lengthen the lease when this plugin's calls may outlast the base lease."""
+    # A claimed job always has both (the claim sets them; a constraint holds it).
+    assert job.started_at is not None and job.lease_expires_at is not None
     expires_at = job.started_at + lease_for(plugin, instance)
     if expires_at > job.lease_expires_at:
         ProvisioningJob.objects.filter(pk=job.pk, lease_token=job.lease_token).update(
@@ -435,6 +437,8 @@ def _fail_stale_task_rows(now: datetime) -> int:
     failed = 0
     for row in stale:
         job_id = _task_job_id(row)
+        if job_id is None:
+            continue  # not a job's task: nothing of ours to judge it by
         held = ProvisioningJob.objects.filter(
             pk=job_id,
             status=ProvisioningJob.Status.RUNNING,

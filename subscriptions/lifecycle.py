@@ -20,7 +20,7 @@ from .jobs import (
     provisioning_job_enqueue,
     provisioning_job_enqueue_once,
 )
-from .models import Invoice, Order, PlanChange, ProvisioningJob, Service
+from .models import Customer, Invoice, Order, PlanChange, ProvisioningJob, Service
 from .notifications import notify_service
 
 
@@ -65,7 +65,7 @@ def service_end(service: Service, status: str) -> None:
 
 
 @transaction.atomic
-def service_request_cancellation(*, service: Service, customer, mode: str) -> Service:
+def service_request_cancellation(*, service: Service, customer: Customer, mode: str) -> Service:
     """A customer asks to end their service, once, where the package allows it."""
     service = Service.objects.select_for_update().select_related("package").get(pk=service.pk)
     if service.customer_id != customer.pk:
@@ -144,11 +144,13 @@ def service_terminate(*, service: Service) -> Service:
 
 def service_invoice_paid(invoice: Invoice) -> None:
     """A renewal paid moves the period on; the last unpaid invoice paid lifts grace or suspension."""
+    assert invoice.service_id is not None  # only a service's invoices reach here
     service = Service.objects.select_for_update().get(pk=invoice.service_id)
     if not service.is_live:
         return
     S, Action = Service.Status, ProvisioningJob.Action
     if invoice.kind == Invoice.Kind.RENEWAL:
+        assert invoice.period_end is not None  # a renewal bills a period: the run sets it
         service.current_period_start = invoice.period_start
         service.current_period_end = invoice.period_end
         service.next_due_at = invoice.period_end

@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import TypeAlias
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import models
 from django.db.models import F, Q
-from djmoney.models.fields import MoneyField
 
 from catalog.availability import Offer, scaling_offer
 from catalog.errors import ErrorCode, Refusal
+from catalog.fields import MoneyField
 from catalog.models import Package, PriceType
+
+# Who buys: the project's user model. AUTH_USER_MODEL is Django's default, so
+# this is User; were the user model swapped, this alias is the one place to change.
+Customer: TypeAlias = User
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
 

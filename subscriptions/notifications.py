@@ -67,7 +67,9 @@ def render_email(event: str, context: dict[str, Any]) -> tuple[str, str]:
     """(subject, body) of the event's plain-text template; the first line is the subject."""
     template = get_template(f"subscriptions/email/{event}.txt")
     # Plain text: autoescaping would turn “&” in a package name into “&amp;”.
-    text = template.template.render(Context(context, autoescape=False))
+    text = template.template.render(  # type: ignore[attr-defined]  # Django's backend Template has .template; the stubs' protocol does not
+        Context(context, autoescape=False)
+    )
     subject, _, body = text.strip().partition("\n")
     return subject.strip(), body.strip() + "\n"
 
@@ -118,10 +120,9 @@ def notify_invoice(
     """An invoice issued or paid; a zero invoice settles itself and is not worth an email."""
     if invoice.total.amount == 0:
         return
-    if invoice.service_id:
-        package, package_name = invoice.service.package, invoice.service.package_name
-    else:
-        package, package_name = invoice.order.package, invoice.order.package_name
+    source = invoice.service if invoice.service_id else invoice.order
+    assert source is not None  # an invoice is of a service or an order (constraint)
+    package, package_name = source.package, source.package_name
     context = {"package_name": package_name, **_invoice_context(invoice)}
     if payment is not None:
         context["payment_amount"] = _money(payment.amount)

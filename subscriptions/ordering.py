@@ -20,7 +20,7 @@ from catalog.stock import stock_lock, stock_take, stock_units_to_take
 
 from .invoicing import invoice_settle
 from .lifecycle import service_end
-from .models import Invoice, InvoiceLine, LineKind, Order, OrderLine, Service
+from .models import Customer, Invoice, InvoiceLine, LineKind, Order, OrderLine, Service
 from .notifications import notify_order_placed
 from .quotes import (
     Quote,
@@ -32,7 +32,7 @@ from .quotes import (
 )
 
 
-def _lock_customer(customer) -> None:
+def _lock_customer(customer: Customer) -> None:
     # Every order of one customer takes this lock first, so the per-user limit
     # is counted and enforced by one transaction at a time.
     get_user_model().objects.select_for_update().filter(pk=customer.pk).exists()
@@ -53,7 +53,7 @@ def _line_fields(line: QuoteLine, number: int) -> dict[str, Any]:
 @transaction.atomic
 def order_place(
     *,
-    customer,
+    customer: Customer,
     package: Package,
     price: PackagePrice | None,
     variant_options: Iterable[VariantOption],

@@ -6,7 +6,7 @@ import calendar
 from datetime import datetime, timedelta
 
 
-def add_interval(moment: datetime, count: int, unit: str) -> datetime:
+def add_interval(moment: datetime, count: int | None, unit: str) -> datetime:
     """`moment` plus `count` days/weeks/months/years; month ends are clamped (31 Jan + 1 month = 28/29 Feb)."""
     if not count:
         return moment

@@ -24,7 +24,7 @@ from catalog.stock import stock_lock, stock_release, stock_take
 from .invoicing import service_invoice_issue
 from .jobs import provisioning_job_cancel_open, provisioning_job_enqueue
 from .lifecycle import plan_change_drop
-from .models import Invoice, LineKind, PlanChange, ProvisioningJob, Service
+from .models import Customer, Invoice, LineKind, PlanChange, ProvisioningJob, Service
 from .notifications import notify_service
 from .quotes import check_per_user_limit
 
@@ -53,7 +53,9 @@ def _service_package_amount(service: Service) -> Money:
     return line.unit_amount if line else Money(0, service.currency)
 
 
-def _scaling_target(service: Service, package: Package | None, customer) -> tuple[Package, Offer]:
+def _scaling_target(
+    service: Service, package: Package | None, customer: Customer
+) -> tuple[Package, Offer]:
     """The target and its same-name offer, or a refusal: the rule the service page applies too."""
     if package is None or not package.pk:
         raise refuse(ErrorCode.TARGET_REQUIRED, "Choose the package to move to.")
@@ -71,7 +73,7 @@ def _scaling_target(service: Service, package: Package | None, customer) -> tupl
 
 @transaction.atomic
 def service_change_package(
-    *, service: Service, customer, package: Package | None, now: datetime | None = None
+    *, service: Service, customer: Customer, package: Package | None, now: datetime | None = None
 ) -> PlanChange:
     """Move a service to one of its package's scaling targets.
 
@@ -109,6 +111,8 @@ def service_change_package(
     package_amount = sold.price or Money(0, service.currency)
     recurring_amount = service.recurring_amount - _service_package_amount(service) + package_amount
     upgrade = target.tier > service.package.tier
+    # package_change_refusal above refused a service with no running period.
+    assert service.current_period_start is not None and service.current_period_end is not None
     change = PlanChange(
         service=service,
         direction=PlanChange.Direction.UPGRADE if upgrade else PlanChange.Direction.DOWNGRADE,
@@ -198,7 +202,7 @@ def plan_change_apply_due(pk: int, now: datetime) -> int:
 
 
 @transaction.atomic
-def plan_change_cancel(*, change: PlanChange, customer) -> PlanChange:
+def plan_change_cancel(*, change: PlanChange, customer: Customer) -> PlanChange:
     """A customer drops a scheduled downgrade; its reserved unit goes back to stock."""
     change = PlanChange.objects.select_for_update().select_related("service").get(pk=change.pk)
     if change.service.customer_id != customer.pk:

@@ -36,7 +36,7 @@ from catalog.text import plural
 from provisioning.plugins.base import Plugin, form_error_messages
 from provisioning.registry import plugin_for
 
-from .models import LineKind, Service
+from .models import Customer, LineKind, Service
 from .periods import add_interval
 
 MAX_QUANTITY = 100
@@ -216,7 +216,7 @@ def check_variants(
     return chosen
 
 
-def check_per_user_limit(package: Package, customer, quantity: int) -> None:
+def check_per_user_limit(package: Package, customer: Customer | None, quantity: int) -> None:
     if not package.has_per_user_limit or customer is None:
         return
     held = Service.objects.live().filter(customer=customer, package=package).count()
@@ -236,7 +236,7 @@ def build_quote(
     variant_options: Iterable[VariantOption],
     quantity: int,
     currency: str,
-    customer=None,
+    customer: Customer | None = None,
 ) -> Quote:
     check_package(package, quantity)
     sold = check_price(package, price, currency)
@@ -334,7 +334,7 @@ def order_quote(
     variant_options: Iterable[VariantOption],
     quantity: int,
     currency: str,
-    customer=None,
+    customer: Customer | None = None,
 ) -> Quote:
     """The review summary of an order, or a ValidationError saying why it cannot be placed."""
     return build_quote(

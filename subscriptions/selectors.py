@@ -16,22 +16,22 @@ from catalog.models import Package, PackagePrice, VariantOption
 from catalog.selection import parse_selection
 from catalog.selectors import packages_for_order
 
-from .models import Invoice, Order, PlanChange, Service
+from .models import Customer, Invoice, Order, PlanChange, Service
 
 
-def customer_orders(*, customer) -> QuerySet[Order]:
+def customer_orders(*, customer: Customer) -> QuerySet[Order]:
     return Order.objects.filter(customer=customer)
 
 
-def customer_services(*, customer) -> QuerySet[Service]:
+def customer_services(*, customer: Customer) -> QuerySet[Service]:
     return Service.objects.filter(customer=customer)
 
 
-def customer_invoices(*, customer) -> QuerySet[Invoice]:
+def customer_invoices(*, customer: Customer) -> QuerySet[Invoice]:
     return Invoice.objects.filter(customer=customer)
 
 
-def customer_order_or_404(*, customer, pk: int) -> Order:
+def customer_order_or_404(*, customer: Customer, pk: int) -> Order:
     return get_object_or_404(
         customer_orders(customer=customer).prefetch_related(
             "lines", "invoices", Prefetch("services", queryset=Service.objects.order_by("id"))
@@ -40,13 +40,13 @@ def customer_order_or_404(*, customer, pk: int) -> Order:
     )
 
 
-def customer_service_or_404(*, customer, pk: int) -> Service:
+def customer_service_or_404(*, customer: Customer, pk: int) -> Service:
     return get_object_or_404(
         customer_services(customer=customer).select_related("order", "package"), pk=pk
     )
 
 
-def customer_invoice_or_404(*, customer, pk: int) -> Invoice:
+def customer_invoice_or_404(*, customer: Customer, pk: int) -> Invoice:
     return get_object_or_404(
         customer_invoices(customer=customer)
         .select_related("order")

@@ -4,6 +4,8 @@ import os
 
 import pytest
 
+from tests.support.webhook_server import start_backend
+
 
 @pytest.fixture
 def staff_user(db, django_user_model):
@@ -54,8 +56,6 @@ def pytest_runtest_setup(item):
 @pytest.fixture
 def webhook_backend():
     """A real HTTP server on 127.0.0.1 that records the webhook events it receives."""
-    from tests.subscriptions.webhook_server import start_backend
-
     backend = start_backend()
     yield backend
     backend.server.shutdown()

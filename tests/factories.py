@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import factory
+from django.contrib.auth import get_user_model
 from djmoney.money import Money
 
 from catalog.models import (
@@ -13,6 +15,7 @@ from catalog.models import (
     PackagePrice,
     PackagePriceAmount,
     PackageQuota,
+    PackageScaling,
     PriceType,
     Quota,
     ServiceType,
@@ -22,6 +25,10 @@ from catalog.models import (
     VariantPriceAmount,
 )
 from provisioning.models import ManualInstance, WebhookInstance
+from subscriptions.invoicing import invoice_record_payment
+from subscriptions.models import Order, Service
+from subscriptions.ordering import order_place
+from tests.support.jobs import run_all_jobs
 
 
 class CatalogFactory(factory.django.DjangoModelFactory):
@@ -61,17 +68,6 @@ class PackagePriceAmountFactory(factory.django.DjangoModelFactory):
     price = Money(Decimal("9.00"), "USD")
     setup_fee = factory.LazyAttribute(lambda o: Money(0, o.price.currency))
     signup_fee = factory.LazyAttribute(lambda o: Money(0, o.price.currency))
-
-
-def priced_package(
-    *, amounts=(("USD", "9.00"), ("EUR", "8.00")), name="Monthly", **package_kwargs
-) -> Package:
-    """An active package with one recurring monthly option priced in each currency."""
-    package = PackageFactory(**package_kwargs)
-    price = PackagePriceFactory(package=package, name=name)
-    for currency, amount in amounts:
-        PackagePriceAmountFactory(package_price=price, price=Money(Decimal(amount), currency))
-    return package
 
 
 class VariantFactory(factory.django.DjangoModelFactory):
@@ -158,3 +154,144 @@ class WebhookInstanceFactory(factory.django.DjangoModelFactory):
     url = "http://127.0.0.1:9/hook"
     signing_secret = "s3cret"
     timeout_seconds = 2
+
+
+# --- builders of whole rows sets ---------------------------------------------
+
+
+def usd(amount) -> Money:
+    return Money(Decimal(str(amount)), "USD")
+
+
+def priced_package(
+    *, price_name="Monthly", amounts=(("USD", "9.00"), ("EUR", "8.00")), **package_kwargs
+) -> Package:
+    """An active package with one recurring monthly option priced in each currency."""
+    package = PackageFactory(**package_kwargs)
+    price = PackagePriceFactory(package=package, name=price_name)
+    for currency, amount in amounts:
+        PackagePriceAmountFactory(package_price=price, price=Money(Decimal(amount), currency))
+    return package
+
+
+def variant_price(option, name: str, **amounts: str) -> None:
+    """Give `option` a variant price called `name` with an amount per currency."""
+    price = VariantPriceFactory(option=option, name=name)
+    for currency, amount in amounts.items():
+        VariantPriceAmountFactory(variant_price=price, price=Money(Decimal(amount), currency))
+
+
+def free_option(package, name="Free trial", **kwargs) -> PackagePrice:
+    return PackagePriceFactory(
+        package=package,
+        name=name,
+        type=PriceType.FREE,
+        time_interval=None,
+        billing_period="",
+        **kwargs,
+    )
+
+
+def shop_package(variant_code="region", **package_kwargs):
+    """“Monthly” at 10 USD / 9 EUR, setup 5 USD, signup 3 USD; a region variant (eu +2, us +1)."""
+    package = PackageFactory(**package_kwargs)
+    monthly = PackagePriceFactory(package=package, name="Monthly")
+    PackagePriceAmountFactory(
+        package_price=monthly, price=usd(10), setup_fee=usd(5), signup_fee=usd(3)
+    )
+    PackagePriceAmountFactory(package_price=monthly, price=Money(Decimal("9"), "EUR"))
+    region = VariantOptionFactory(variant__name="Region", variant__code=variant_code).variant
+    region.type = Variant.Type.SELECT
+    region.save()
+    eu = VariantOptionFactory(variant=region, name="Europe", value="eu")
+    us = VariantOptionFactory(variant=region, name="America", value="us")
+    region.options.exclude(pk__in=[eu.pk, us.pk]).delete()
+    VariantPriceAmountFactory(
+        variant_price=VariantPriceFactory(option=eu, name="Monthly"),
+        price=usd(2),
+        setup_fee=usd(1),
+    )
+    VariantPriceAmountFactory(
+        variant_price=VariantPriceFactory(option=us, name="Monthly"), price=usd(1)
+    )
+    package.variants.add(region)
+    return package, monthly, {"eu": eu, "us": us}
+
+
+def target_of(source: Package, *, tier: int, price="20", name="Monthly", **kwargs) -> Package:
+    """A package `source` may change to, at `tier`, sold monthly at `price` USD."""
+    target = PackageFactory(tier=tier, catalog=source.catalog, **kwargs)
+    monthly = PackagePriceFactory(package=target, name=name)
+    PackagePriceAmountFactory(package_price=monthly, price=usd(price))
+    PackageScaling.objects.create(from_package=source, to_package=target)
+    return target
+
+
+def customers(count: int):
+    User = get_user_model()
+    return [
+        User.objects.create_user(username=f"c{n}@example.com", email=f"c{n}@example.com")
+        for n in range(count)
+    ]
+
+
+def place(customer, package, price, options=(), quantity=1, currency="USD", **kwargs) -> Order:
+    """An order through the order service, as the checkout places it."""
+    return order_place(
+        customer=customer,
+        package=package,
+        price=price,
+        variant_options=list(options),
+        quantity=quantity,
+        currency=currency,
+        checkout_fields=kwargs.pop("checkout_fields", {}),
+        **kwargs,
+    )
+
+
+def paid_services(customer, *, quantity=1, checkout_fields=None, **package_kwargs) -> list[Service]:
+    """`quantity` services of a shop package in Europe, ordered and paid, not yet provisioned."""
+    package, monthly, options = shop_package(**package_kwargs)
+    order = place(
+        customer, package, monthly, [options["eu"]], quantity=quantity,
+        checkout_fields=checkout_fields or {},
+    )  # fmt: skip
+    invoice = order.invoices.get()
+    invoice_record_payment(invoice=invoice, amount=invoice.total)
+    return list(order.services.order_by("id"))
+
+
+def paid_service(customer, **kwargs) -> Service:
+    (service,) = paid_services(customer, **kwargs)
+    return service
+
+
+def paid_webhook_services(
+    customer, url: str, count: int = 1, *, timeout_seconds: int = 2, **package_kwargs
+) -> list[Service]:
+    """`count` services of one paid order whose package provisions through a Webhook at `url`."""
+    return paid_services(
+        customer,
+        quantity=count,
+        checkout_fields={"label": "worker"},
+        provider_instance=WebhookInstanceFactory(url=url, timeout_seconds=timeout_seconds),
+        provisioning_options={"plan_code": "pro", "region": "", "send_settings": True},
+        allow_quantity="multiple",
+        **package_kwargs,
+    )
+
+
+def active_service(customer, **package_kwargs) -> Service:
+    """A paid service whose provisioning has run (staff completed it for Manual)."""
+    service = paid_service(customer, **package_kwargs)
+    run_all_jobs()
+    service.refresh_from_db()
+    return service
+
+
+def with_period(service: Service, days: int = 30) -> Service:
+    """A service whose current period is exactly `days` long, for round proration figures."""
+    start = service.current_period_start
+    Service.objects.filter(pk=service.pk).update(current_period_end=start + timedelta(days=days))
+    service.refresh_from_db()
+    return service

@@ -15,9 +15,9 @@ def form_error_messages(form: forms.Form) -> list[str]:
     checked by `clean()`, an order placed by the service).
     """
     return [
-        f"{form.fields[name].label or name}: {' '.join(errors)}"
+        f"{form.fields[name].label or name}: {' '.join(map(str, errors))}"
         if name in form.fields
-        else " ".join(errors)
+        else " ".join(map(str, errors))
         for name, errors in form.errors.items()
     ]
 

@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def package_page(admin_page, live_server):
-    package = priced_package(name="Monthly")
+    package = priced_package()
     admin_page.goto(live_server.url + reverse("admin:catalog_package_change", args=[package.pk]))
     return admin_page
 

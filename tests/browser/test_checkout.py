@@ -11,8 +11,7 @@ from catalog.models import Catalog
 from subscriptions.invoicing import invoice_record_payment
 from subscriptions.jobs import provisioning_job_run
 from subscriptions.models import Order, ProvisioningJob, Service
-from tests.factories import WebhookInstanceFactory
-from tests.subscriptions.helpers import shop_package
+from tests.factories import WebhookInstanceFactory, shop_package
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

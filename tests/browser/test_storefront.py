@@ -14,8 +14,9 @@ from tests.factories import (
     PackagePriceFactory,
     VariantFactory,
     VariantOptionFactory,
+    priced_package,
+    variant_price,
 )
-from tests.storefront.helpers import make_package, variant_price
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -23,7 +24,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def vps():
     catalog = CatalogFactory(name="VPS hosting", slug="vps")
-    package = make_package(
+    package = priced_package(
         catalog=catalog, name="VPS M", slug="vps-m", amounts=(("USD", "12.00"), ("EUR", "11.00"))
     )
     annual = PackagePriceFactory(package=package, name="Annual", billing_period="year")
@@ -37,7 +38,7 @@ def vps():
     snapshots = VariantOptionFactory(variant=os_variant, name="Snapshots")
     variant_price(snapshots, "Annual", USD="20.00", EUR="18.00")
     package.variants.add(os_variant)
-    bigger = make_package(
+    bigger = priced_package(
         catalog=catalog, name="VPS L", tier=3, amounts=(("USD", "24.00"), ("EUR", "22.00"))
     )
     package_set_scaling_targets(package=package, targets=[bigger])

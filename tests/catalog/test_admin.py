@@ -163,7 +163,7 @@ def new_price_row(data_index: int, **values) -> dict:
 @pytest.fixture
 def package():
     """An active package with “Monthly” at 9 USD / 8 EUR."""
-    return priced_package(name="Monthly")
+    return priced_package()
 
 
 def monthly(package: Package) -> PackagePrice:
@@ -692,7 +692,7 @@ class TestScaling:
         assert 'name="scaling_targets"' in html and "selectfilter" in html
 
     def test_scaling_targets_are_saved(self, staff_client, package):
-        bigger = priced_package(catalog=package.catalog, name="Monthly", tier=2)
+        bigger = priced_package(catalog=package.catalog, price_name="Monthly", tier=2)
         assert_saved(submit_package(staff_client, package, {"scaling_targets": [bigger.pk]}))
         assert list(package.scalable_to.all()) == [bigger]
         assert PackageScaling.objects.filter(from_package=package, to_package=bigger).exists()
@@ -706,7 +706,7 @@ class TestScaling:
         ]
 
     def test_a_target_selling_no_option_of_the_same_name_is_reported(self, staff_client, package):
-        annual_only = priced_package(catalog=package.catalog, name="Annual")
+        annual_only = priced_package(catalog=package.catalog, price_name="Annual")
         PackageScaling.objects.create(from_package=package, to_package=annual_only)
         response = staff_client.get(package_url(package))
         tab = next(tab for tab in response.context["package_tabs"] if tab.id == "scaling")

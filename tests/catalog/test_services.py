@@ -83,8 +83,8 @@ class TestScaling:
         assert not PackageScaling.objects.exists()
 
     def test_a_target_selling_no_option_of_the_same_name_is_reported(self):
-        package = priced_package(name="Monthly")
-        target = priced_package(name="Yearly")
+        package = priced_package()
+        target = priced_package(price_name="Yearly")
         target.name = "VPS L"
         target.save()
         package_set_scaling_targets(package=package, targets=[target])
@@ -102,7 +102,7 @@ class TestScaling:
 
 class TestVariantMatching:
     def test_every_unmatched_option_and_pricing_option_pair_is_reported(self):
-        package = priced_package(name="Monthly")
+        package = priced_package()
         PackagePriceFactory(package=package, name="Annual", billing_period="year")
         debian = VariantOptionFactory(name="Debian")
         windows = VariantOptionFactory(variant=debian.variant, name="Windows")
@@ -142,7 +142,7 @@ class TestVariantMatching:
         ]
 
     def test_a_fully_matched_package_has_no_warnings(self):
-        package = priced_package(name="Monthly")
+        package = priced_package()
         option = VariantOptionFactory()
         VariantPriceFactory(option=option, name="Monthly")
         package.variants.add(option.variant)

@@ -12,9 +12,9 @@ from tests.factories import (
     PackagePriceFactory,
     VariantFactory,
     VariantOptionFactory,
+    priced_package,
+    variant_price,
 )
-
-from .helpers import make_package, variant_price
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +40,7 @@ def catalog(db):
 @pytest.fixture
 def vps(catalog):
     """A package sold monthly and yearly in USD and EUR, with an operating-system choice."""
-    package = make_package(
+    package = priced_package(
         catalog=catalog,
         name="VPS M",
         slug="vps-m",

@@ -13,19 +13,16 @@ from djmoney.money import Money
 
 from catalog.models import Package, PackagePriceAmount
 from storefront.cache import catalog_changed, current_version
-from tests.factories import CatalogFactory, VariantFactory, VariantOptionFactory
-
-from .helpers import make_package, variant_price
+from tests.factories import (
+    CatalogFactory,
+    VariantFactory,
+    VariantOptionFactory,
+    priced_package,
+    variant_price,
+)
+from tests.support.urls import catalog_url, package_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def catalog_url(catalog):
-    return reverse("storefront:catalog", args=[catalog.slug])
-
-
-def package_url(package):
-    return reverse("storefront:package", args=[package.catalog.slug, package.slug])
 
 
 def main(response) -> str:
@@ -36,7 +33,7 @@ def main(response) -> str:
 def test_a_repeated_request_is_served_from_the_cache_with_one_query(
     client, catalog, django_assert_num_queries
 ):
-    make_package(catalog=catalog, name="Cached one")
+    priced_package(catalog=catalog, name="Cached one")
     first = main(client.get(catalog_url(catalog)))
 
     with django_assert_num_queries(1):  # the catalog version, nothing else
@@ -47,7 +44,7 @@ def test_a_repeated_request_is_served_from_the_cache_with_one_query(
 
 
 def test_renaming_a_package_shows_on_the_next_request(client, catalog):
-    package = make_package(catalog=catalog, name="Old name")
+    package = priced_package(catalog=catalog, name="Old name")
     client.get(catalog_url(catalog))
     client.get(package_url(package))
 
@@ -59,7 +56,7 @@ def test_renaming_a_package_shows_on_the_next_request(client, catalog):
 
 
 def test_a_price_change_shows_on_the_next_request(client, catalog):
-    package = make_package(catalog=catalog, amounts=(("USD", "9.00"),))
+    package = priced_package(catalog=catalog, amounts=(("USD", "9.00"),))
     assert "9.00\xa0USD" in client.get(package_url(package)).content.decode()
 
     amount = PackagePriceAmount.objects.get(package_price__package=package)
@@ -70,7 +67,7 @@ def test_a_price_change_shows_on_the_next_request(client, catalog):
 
 
 def test_adding_a_variant_to_a_package_shows_on_the_next_request(client, catalog):
-    package = make_package(catalog=catalog)
+    package = priced_package(catalog=catalog)
     client.get(package_url(package))
     variant = VariantFactory(name="Region", code="region")
     option = VariantOptionFactory(variant=variant, name="Frankfurt")
@@ -83,8 +80,8 @@ def test_adding_a_variant_to_a_package_shows_on_the_next_request(client, catalog
 
 
 def test_deleting_a_package_shows_on_the_next_request(client, catalog):
-    make_package(catalog=catalog, name="Keeper")
-    doomed = make_package(catalog=catalog, name="Doomed")
+    priced_package(catalog=catalog, name="Keeper")
+    doomed = priced_package(catalog=catalog, name="Doomed")
     assert "Doomed" in client.get(catalog_url(catalog)).content.decode()
 
     doomed.delete()
@@ -93,7 +90,7 @@ def test_deleting_a_package_shows_on_the_next_request(client, catalog):
 
 
 def test_stock_taken_with_a_queryset_update_shows_on_the_next_request(client, catalog):
-    package = make_package(catalog=catalog, stock_qty=5)
+    package = priced_package(catalog=catalog, stock_qty=5)
     assert "5 left" in client.get(catalog_url(catalog)).content.decode()
 
     Package.objects.filter(pk=package.pk).update(stock_qty=F("stock_qty") - 5)
@@ -104,7 +101,7 @@ def test_stock_taken_with_a_queryset_update_shows_on_the_next_request(client, ca
 
 
 def test_other_writes_without_signals_show_once_catalog_changed_is_called(client, catalog):
-    package = make_package(catalog=catalog, amounts=(("USD", "9.00"),))
+    package = priced_package(catalog=catalog, amounts=(("USD", "9.00"),))
     assert "9.00\xa0USD" in client.get(package_url(package)).content.decode()
 
     PackagePriceAmount.objects.filter(package_price__package=package).update(price=7)
@@ -116,13 +113,13 @@ def test_other_writes_without_signals_show_once_catalog_changed_is_called(client
 def test_every_edit_replaces_the_version_token(catalog):
     before = current_version()
 
-    make_package(catalog=catalog)
+    priced_package(catalog=catalog)
 
     assert current_version() not in (None, before)
 
 
 def test_currencies_are_cached_apart(client, catalog):
-    make_package(catalog=catalog, amounts=(("USD", "9.00"), ("EUR", "8.00")))
+    priced_package(catalog=catalog, amounts=(("USD", "9.00"), ("EUR", "8.00")))
     assert "9.00\xa0USD" in client.get(catalog_url(catalog)).content.decode()
 
     client.post(reverse("storefront:set_currency"), {"currency": "EUR"})
@@ -131,7 +128,7 @@ def test_currencies_are_cached_apart(client, catalog):
 
 
 def test_staff_previews_are_never_served_to_customers_from_the_cache(client, staff_client, catalog):
-    package = make_package(catalog=catalog, hidden=True)
+    package = priced_package(catalog=catalog, hidden=True)
     staff_html = staff_client.get(package_url(package)).content.decode()
     staff_client.logout()
 
@@ -145,7 +142,7 @@ def test_a_cached_page_carries_a_working_csrf_token_for_the_currency_switcher(ca
     from django.test import Client
 
     browser = Client(enforce_csrf_checks=True)
-    make_package(catalog=catalog)
+    priced_package(catalog=catalog)
     browser.get(catalog_url(catalog))  # builds the cached page
     html = browser.get(catalog_url(catalog)).content.decode()  # served from it
     token = html.split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
@@ -159,7 +156,7 @@ def test_a_cached_page_carries_a_working_csrf_token_for_the_currency_switcher(ca
 
 
 def test_a_cached_page_sends_the_switcher_back_to_the_address_asked_for(client, catalog):
-    package = make_package(catalog=catalog)
+    package = priced_package(catalog=catalog)
     price = package.prices.get()
     client.get(package_url(package) + f"?price={price.pk}")
 
@@ -169,7 +166,7 @@ def test_a_cached_page_sends_the_switcher_back_to_the_address_asked_for(client, 
 
 
 def test_signed_in_customers_get_their_own_header_not_the_cached_one(client, customer, catalog):
-    make_package(catalog=catalog)
+    priced_package(catalog=catalog)
     anonymous = client.get(catalog_url(catalog)).content.decode()
     client.force_login(customer)
 
@@ -198,7 +195,7 @@ def test_a_waiting_message_is_shown_even_when_the_page_is_cached(rf, catalog):
             add_message(request, constants.INFO, message)
         return catalog_detail(request, catalog.slug).content.decode()
 
-    make_package(catalog=catalog)
+    priced_package(catalog=catalog)
     visit()
     visit()  # cached for plain visits by now
 
@@ -222,8 +219,8 @@ def test_a_transaction_replaces_the_version_once_as_it_commits(
 
     with django_capture_on_commit_callbacks() as callbacks:
         catalog = CatalogFactory()
-        make_package(catalog=catalog)
-        make_package(catalog=catalog)
+        priced_package(catalog=catalog)
+        priced_package(catalog=catalog)
         Package.objects.update(stock_qty=3)
         assert current_version() == before  # nothing replaced inside the transaction
 

@@ -15,9 +15,10 @@ from tests.factories import (
     PackagePriceFactory,
     PackageQuotaFactory,
     QuotaFactory,
+    free_option,
+    priced_package,
 )
-
-from .helpers import free_option, make_package, section
+from tests.support.html import section
 
 pytestmark = pytest.mark.django_db
 
@@ -32,8 +33,8 @@ class TestIndex:
     def test_each_catalog_shows_its_description_and_cheapest_offer(self, client, catalog):
         catalog.description = "<p>Meetings and <strong>webinars</strong>.</p>"
         catalog.save()
-        make_package(catalog=catalog, amounts=(("USD", "39.00"), ("EUR", "36.00")))
-        make_package(catalog=catalog, amounts=(("USD", "12.00"), ("EUR", "11.00")))
+        priced_package(catalog=catalog, amounts=(("USD", "39.00"), ("EUR", "36.00")))
+        priced_package(catalog=catalog, amounts=(("USD", "12.00"), ("EUR", "11.00")))
 
         html = client.get(reverse("storefront:index")).content.decode()
 
@@ -42,9 +43,9 @@ class TestIndex:
         assert "2 packages" in html
 
     def test_the_cheapest_offer_ignores_packages_customers_cannot_order(self, client, catalog):
-        make_package(catalog=catalog, amounts=(("USD", "1.00"), ("EUR", "1.00")), stock_qty=0)
-        make_package(catalog=catalog, amounts=(("USD", "5.00"), ("EUR", "4.00")), hidden=True)
-        make_package(catalog=catalog, amounts=(("USD", "20.00"), ("EUR", "18.00")))
+        priced_package(catalog=catalog, amounts=(("USD", "1.00"), ("EUR", "1.00")), stock_qty=0)
+        priced_package(catalog=catalog, amounts=(("USD", "5.00"), ("EUR", "4.00")), hidden=True)
+        priced_package(catalog=catalog, amounts=(("USD", "20.00"), ("EUR", "18.00")))
 
         html = client.get(reverse("storefront:index")).content.decode()
 
@@ -65,7 +66,7 @@ class TestIndex:
 
 class TestCards:
     def test_a_card_shows_name_short_description_tier_and_starting_price(self, client, catalog):
-        package = make_package(
+        package = priced_package(
             catalog=catalog,
             name="Webinar Premium",
             short_description="Up to 1000 attendees.",
@@ -83,20 +84,20 @@ class TestCards:
         assert "from 78.00\xa0USD / month" in html
 
     def test_a_card_shows_a_trial_badge(self, client, catalog):
-        make_package(catalog=catalog, trial_period=14, trial_interval="day")
+        priced_package(catalog=catalog, trial_period=14, trial_interval="day")
 
         assert '<li class="badge badge-trial">14-day trial</li>' in catalog_page(client, catalog)
 
     def test_a_package_sold_only_for_free_says_free(self, client, catalog):
-        package = make_package(catalog=catalog, amounts=())
+        package = priced_package(catalog=catalog, amounts=())
         package.prices.all().delete()
         free_option(package)
 
         assert '<strong class="price">Free</strong>' in catalog_page(client, catalog)
 
     def test_packages_are_listed_in_staff_order(self, client, catalog):
-        make_package(catalog=catalog, name="Zeta", sort_order=1)
-        make_package(catalog=catalog, name="Alpha", sort_order=2)
+        priced_package(catalog=catalog, name="Zeta", sort_order=1)
+        priced_package(catalog=catalog, name="Alpha", sort_order=2)
 
         html = catalog_page(client, catalog)
 
@@ -116,8 +117,8 @@ class TestCards:
 
 class TestComparison:
     def test_features_and_quotas_line_up_with_units_unlimited_and_overages(self, client, catalog):
-        basic = make_package(catalog=catalog, name="Basic", sort_order=1)
-        pro = make_package(catalog=catalog, name="Pro", sort_order=2, overages_enabled=True)
+        basic = priced_package(catalog=catalog, name="Basic", sort_order=1)
+        pro = priced_package(catalog=catalog, name="Pro", sort_order=2, overages_enabled=True)
         recording = FeatureFactory(name="Recording", value_type=Feature.ValueType.BOOLEAN)
         quality = FeatureFactory(name="Quality", value_type=Feature.ValueType.TEXT)
         storage = QuotaFactory(name="Storage", unit="GB")
@@ -149,8 +150,8 @@ class TestComparison:
         assert storage_row.index("10 GB") < storage_row.index("unlimited")
 
     def test_the_overage_price_per_unit_shows_where_overages_are_enabled(self, client, catalog):
-        billed = make_package(catalog=catalog, name="Billed", overages_enabled=True)
-        capped = make_package(catalog=catalog, name="Capped", overages_enabled=False)
+        billed = priced_package(catalog=catalog, name="Billed", overages_enabled=True)
+        capped = priced_package(catalog=catalog, name="Capped", overages_enabled=False)
         storage = QuotaFactory(name="Storage", unit="GB")
         PackageQuotaFactory(
             package=billed, quota=storage, limit=100, overage_price=Money("0.10", "USD")
@@ -165,6 +166,6 @@ class TestComparison:
         assert "0.20" not in table
 
     def test_no_table_is_drawn_when_no_package_has_features_or_quotas(self, client, catalog):
-        make_package(catalog=catalog)
+        priced_package(catalog=catalog)
 
         assert "compare-heading" not in catalog_page(client, catalog)

@@ -7,14 +7,10 @@ from django.test import RequestFactory
 from django.urls import reverse
 
 from catalog.currency import SESSION_KEY, format_money, get_currency
-
-from .helpers import make_package
+from tests.factories import priced_package
+from tests.support.urls import package_url
 
 SET_CURRENCY = reverse("storefront:set_currency")
-
-
-def package_url(package):
-    return reverse("storefront:package", args=[package.catalog.slug, package.slug])
 
 
 @pytest.mark.django_db
@@ -22,7 +18,7 @@ class TestSwitching:
     def test_pages_use_the_store_default_currency_until_the_customer_picks_one(
         self, client, catalog
     ):
-        package = make_package(catalog=catalog, amounts=(("USD", "9.00"), ("EUR", "8.00")))
+        package = priced_package(catalog=catalog, amounts=(("USD", "9.00"), ("EUR", "8.00")))
 
         html = client.get(package_url(package)).content.decode()
 
@@ -32,7 +28,7 @@ class TestSwitching:
     def test_a_chosen_currency_is_kept_in_the_session_and_applied_to_every_page(
         self, client, catalog
     ):
-        package = make_package(catalog=catalog, amounts=(("USD", "9.00"), ("EUR", "8.00")))
+        package = priced_package(catalog=catalog, amounts=(("USD", "9.00"), ("EUR", "8.00")))
 
         response = client.post(SET_CURRENCY, {"currency": "EUR", "next": package_url(package)})
         page = client.get(package_url(package)).content.decode()
@@ -119,7 +115,7 @@ class TestLocaleFormatting:
 
     @pytest.mark.django_db
     def test_a_german_browser_gets_german_number_formatting(self, client, catalog):
-        package = make_package(catalog=catalog, amounts=(("USD", "1234.50"), ("EUR", "1000.00")))
+        package = priced_package(catalog=catalog, amounts=(("USD", "1234.50"), ("EUR", "1000.00")))
 
         html = client.get(package_url(package), headers={"accept-language": "de"}).content.decode()
 

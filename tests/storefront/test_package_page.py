@@ -19,16 +19,14 @@ from tests.factories import (
     QuotaFactory,
     VariantFactory,
     VariantOptionFactory,
+    free_option,
+    priced_package,
+    variant_price,
 )
-
-from .helpers import free_option, make_package, order_button, section, variant_price
+from tests.support.html import order_button, section
+from tests.support.urls import package_url
 
 pytestmark = pytest.mark.django_db
-
-
-def package_url(package, **query):
-    url = reverse("storefront:package", args=[package.catalog.slug, package.slug])
-    return url + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
 
 
 def page(client, package, **query) -> str:
@@ -93,7 +91,7 @@ class TestPricingOptionSelection:
         assert checked_price(html) == str(vps.prices.get(name="Monthly").pk)
 
     def test_every_enabled_option_shows_its_price_period_and_fees(self, client, catalog):
-        package = make_package(catalog=catalog, amounts=())
+        package = priced_package(catalog=catalog, amounts=())
         quarterly = package.prices.get()
         quarterly.time_interval = 3
         quarterly.save()
@@ -236,8 +234,8 @@ class TestOrderForm:
         assert f'<form id="order-form" method="get" action="{package_url(vps)}"' in html
 
     def test_quantity_is_asked_only_when_the_package_allows_several(self, client, catalog):
-        single = make_package(catalog=catalog)
-        several = make_package(
+        single = priced_package(catalog=catalog)
+        several = priced_package(
             catalog=catalog, allow_quantity=Package.Quantity.MULTIPLE, per_user_limit=5
         )
 
@@ -247,7 +245,7 @@ class TestOrderForm:
         assert "Limit: 5 per customer." in html
 
     def test_the_per_user_limit_is_not_mentioned_when_there_is_none(self, client, catalog):
-        package = make_package(catalog=catalog)
+        package = priced_package(catalog=catalog)
 
         assert "per customer" not in page(client, package)
 
@@ -259,7 +257,7 @@ class TestOrderForm:
         ],
     )
     def test_the_order_button_is_disabled_with_the_reason(self, client, catalog, changes, reason):
-        package = make_package(catalog=catalog, **changes)
+        package = priced_package(catalog=catalog, **changes)
 
         html = page(client, package)
 
@@ -269,7 +267,7 @@ class TestOrderForm:
     def test_the_order_button_says_when_nothing_is_priced_in_the_customers_currency(
         self, client, catalog
     ):
-        package = make_package(catalog=catalog, amounts=(("USD", "9.00"),))
+        package = priced_package(catalog=catalog, amounts=(("USD", "9.00"),))
         use_currency(client, "EUR")
 
         html = page(client, package)
@@ -294,7 +292,7 @@ class TestOrderForm:
         assert f'value="{eur_less.pk}" checked disabled>' in chosen_html
 
     def test_the_order_button_says_when_no_pricing_option_is_enabled(self, client, catalog):
-        package = make_package(catalog=catalog)
+        package = priced_package(catalog=catalog)
         PackagePrice.objects.filter(package=package).update(enabled=False)
 
         html = page(client, package)
@@ -303,7 +301,7 @@ class TestOrderForm:
         assert "This package has no pricing option on sale." in html
 
     def test_a_free_option_is_orderable_in_any_currency(self, client, catalog):
-        package = make_package(catalog=catalog, amounts=())
+        package = priced_package(catalog=catalog, amounts=())
         PackagePrice.objects.filter(package=package).delete()
         free_option(package)
         use_currency(client, "EUR")
@@ -315,8 +313,8 @@ class TestOrderForm:
 
 class TestContent:
     def test_the_trial_is_described_in_words(self, client, catalog):
-        outside = make_package(catalog=catalog, trial_period=14, trial_interval="day")
-        inside = make_package(
+        outside = priced_package(catalog=catalog, trial_period=14, trial_interval="day")
+        inside = priced_package(
             catalog=catalog,
             trial_period=1,
             trial_interval="month",
@@ -327,7 +325,7 @@ class TestContent:
         assert "Trial: the first 1 month of your first paid period." in page(client, inside)
 
     def test_features_and_quotas_are_listed_with_units_and_overage_prices(self, client, catalog):
-        package = make_package(catalog=catalog, overages_enabled=True)
+        package = priced_package(catalog=catalog, overages_enabled=True)
         PackageFeatureFactory(package=package, feature=FeatureFactory(name="Recording"))
         PackageQuotaFactory(
             package=package,

@@ -8,8 +8,7 @@ from django.urls import reverse
 
 from catalog.models import Catalog, Package
 from storefront.cache import catalog_changed
-
-from .helpers import make_package
+from tests.factories import priced_package
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +34,7 @@ def package_html(client, package) -> str:
 
 
 def test_a_description_saved_through_the_model_renders_without_script(client, catalog):
-    package = make_package(catalog=catalog, description=HOSTILE)
+    package = priced_package(catalog=catalog, description=HOSTILE)
 
     html = package_html(client, package)
 
@@ -46,7 +45,7 @@ def test_a_description_saved_through_the_model_renders_without_script(client, ca
 
 
 def test_a_description_written_around_the_model_is_sanitized_on_output(client, catalog):
-    package = make_package(catalog=catalog)
+    package = priced_package(catalog=catalog)
     # Raw SQL, as an import script might do: even QuerySet.update() would clean it.
     with connection.cursor() as cursor:
         for table, pk in (
@@ -68,7 +67,7 @@ def test_a_description_written_around_the_model_is_sanitized_on_output(client, c
 
 
 def test_names_and_short_descriptions_are_escaped(client, catalog):
-    package = make_package(
+    package = priced_package(
         catalog=catalog,
         name="<script>alert('name')</script>",
         slug="scripted",

@@ -8,17 +8,9 @@ from django.urls import reverse
 
 from catalog.models import Catalog, Package
 from catalog.services import package_set_scaling_targets
-from tests.factories import CatalogFactory
-
-from .helpers import make_package, order_button
-
-
-def catalog_url(catalog):
-    return reverse("storefront:catalog", args=[catalog.slug])
-
-
-def package_url(package):
-    return reverse("storefront:package", args=[package.catalog.slug, package.slug])
+from tests.factories import CatalogFactory, priced_package
+from tests.support.html import order_button
+from tests.support.urls import catalog_url, package_url
 
 
 @pytest.mark.django_db
@@ -33,7 +25,7 @@ class TestCatalogs:
 
     def test_a_hidden_catalog_is_not_on_the_index_but_its_link_works(self, client):
         hidden = CatalogFactory(name="Partner deals", status=Catalog.Status.HIDDEN)
-        make_package(catalog=hidden, name="Partner VPS")
+        priced_package(catalog=hidden, name="Partner VPS")
 
         index = client.get(reverse("storefront:index"))
         page = client.get(catalog_url(hidden))
@@ -44,7 +36,7 @@ class TestCatalogs:
         assert '<meta name="robots" content="noindex">' in page.content.decode()
 
     def test_pages_answer_head_requests(self, client, catalog):
-        package = make_package(catalog=catalog)
+        package = priced_package(catalog=catalog)
 
         for url in (reverse("storefront:index"), catalog_url(catalog), package_url(package)):
             assert client.head(url).status_code == 200
@@ -59,7 +51,7 @@ class TestCatalogs:
 @pytest.mark.django_db
 class TestPackages:
     def test_an_active_package_is_listed_and_orderable(self, client, catalog):
-        package = make_package(catalog=catalog, name="Meet Standard")
+        package = priced_package(catalog=catalog, name="Meet Standard")
 
         listing = client.get(catalog_url(catalog)).content.decode()
         page = client.get(package_url(package)).content.decode()
@@ -68,8 +60,8 @@ class TestPackages:
         assert "disabled" not in order_button(page)
 
     def test_a_hidden_package_is_not_listed_but_its_page_is_orderable(self, client, catalog):
-        make_package(catalog=catalog, name="Listed one")
-        hidden = make_package(catalog=catalog, name="Private deal", hidden=True)
+        priced_package(catalog=catalog, name="Listed one")
+        hidden = priced_package(catalog=catalog, name="Private deal", hidden=True)
 
         listing = client.get(catalog_url(catalog)).content.decode()
         response = client.get(package_url(hidden))
@@ -82,8 +74,8 @@ class TestPackages:
     def test_a_retired_package_is_not_listed_and_its_page_says_it_is_no_longer_sold(
         self, client, catalog
     ):
-        make_package(catalog=catalog, name="Listed one")
-        retired = make_package(catalog=catalog, name="Classic", retired=True)
+        priced_package(catalog=catalog, name="Listed one")
+        retired = priced_package(catalog=catalog, name="Classic", retired=True)
 
         listing = client.get(catalog_url(catalog)).content.decode()
         page = client.get(package_url(retired)).content.decode()
@@ -94,7 +86,7 @@ class TestPackages:
 
     @pytest.mark.parametrize("status", [Package.Status.DRAFT, Package.Status.DISABLED])
     def test_an_inactive_package_is_a_404_for_customers(self, client, catalog, status):
-        package = make_package(catalog=catalog, name="Unpublished", status=status)
+        package = priced_package(catalog=catalog, name="Unpublished", status=status)
 
         listing = client.get(catalog_url(catalog)).content.decode()
         response = client.get(package_url(package))
@@ -104,7 +96,7 @@ class TestPackages:
 
     @pytest.mark.parametrize("status", [Package.Status.DRAFT, Package.Status.DISABLED])
     def test_staff_preview_an_inactive_package_under_a_banner(self, staff_client, catalog, status):
-        package = make_package(catalog=catalog, name="Unpublished", status=status)
+        package = priced_package(catalog=catalog, name="Unpublished", status=status)
 
         response = staff_client.get(package_url(package))
         html = response.content.decode()
@@ -115,14 +107,14 @@ class TestPackages:
         assert "disabled" in order_button(html)
 
     def test_customers_see_no_preview_banner_on_a_public_package(self, client, catalog):
-        package = make_package(catalog=catalog)
+        package = priced_package(catalog=catalog)
 
         html = client.get(package_url(package)).content.decode()
 
         assert "preview-banner" not in html
 
     def test_staff_reach_a_draft_package_through_view_on_site(self, staff_client, catalog):
-        package = make_package(catalog=catalog, status=Package.Status.DRAFT)
+        package = priced_package(catalog=catalog, status=Package.Status.DRAFT)
         content_type = ContentType.objects.get_for_model(Package)
 
         response = staff_client.get(f"/admin/r/{content_type.pk}/{package.pk}/", follow=True)
@@ -132,7 +124,7 @@ class TestPackages:
         assert "preview-banner" in response.content.decode()
 
     def test_a_package_is_a_404_under_another_catalogs_slug(self, client, catalog):
-        package = make_package(catalog=catalog)
+        package = priced_package(catalog=catalog)
         other = CatalogFactory()
 
         response = client.get(reverse("storefront:package", args=[other.slug, package.slug]))
@@ -140,7 +132,7 @@ class TestPackages:
         assert response.status_code == 404
 
     def test_a_sold_out_package_is_listed_marked_and_cannot_be_ordered(self, client, catalog):
-        package = make_package(catalog=catalog, name="VPS XL", stock_qty=0)
+        package = priced_package(catalog=catalog, name="VPS XL", stock_qty=0)
 
         listing = client.get(catalog_url(catalog)).content.decode()
         page = client.get(package_url(package)).content.decode()
@@ -152,7 +144,7 @@ class TestPackages:
         assert "This package is sold out." in page
 
     def test_a_package_out_of_stock_with_oversell_can_still_be_ordered(self, client, catalog):
-        package = make_package(catalog=catalog, stock_qty=0, oversell_enabled=True)
+        package = priced_package(catalog=catalog, stock_qty=0, oversell_enabled=True)
 
         page = client.get(package_url(package)).content.decode()
 
@@ -160,7 +152,7 @@ class TestPackages:
         assert "Sold out" not in page
 
     def test_a_package_with_little_stock_says_how_many_are_left(self, client, catalog):
-        make_package(catalog=catalog, stock_qty=3)
+        priced_package(catalog=catalog, stock_qty=3)
 
         listing = client.get(catalog_url(catalog)).content.decode()
 
@@ -169,14 +161,14 @@ class TestPackages:
 
 @pytest.mark.django_db
 def test_scaling_targets_leave_out_retired_sold_out_and_inactive_packages(client, catalog):
-    package = make_package(catalog=catalog, name="Base", tier=1)
+    package = priced_package(catalog=catalog, name="Base", tier=1)
     targets = {
-        "Bigger": make_package(catalog=catalog, name="Bigger", tier=2),
-        "Secret": make_package(catalog=catalog, name="Secret", tier=3, hidden=True),
-        "Smaller": make_package(catalog=catalog, name="Smaller", tier=0),
-        "Old": make_package(catalog=catalog, name="Old", tier=2, retired=True),
-        "Gone": make_package(catalog=catalog, name="Gone", tier=2, stock_qty=0),
-        "Draft": make_package(catalog=catalog, name="Draft", status=Package.Status.DRAFT),
+        "Bigger": priced_package(catalog=catalog, name="Bigger", tier=2),
+        "Secret": priced_package(catalog=catalog, name="Secret", tier=3, hidden=True),
+        "Smaller": priced_package(catalog=catalog, name="Smaller", tier=0),
+        "Old": priced_package(catalog=catalog, name="Old", tier=2, retired=True),
+        "Gone": priced_package(catalog=catalog, name="Gone", tier=2, stock_qty=0),
+        "Draft": priced_package(catalog=catalog, name="Draft", status=Package.Status.DRAFT),
     }
     package_set_scaling_targets(package=package, targets=targets.values())
 

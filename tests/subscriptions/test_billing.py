@@ -14,11 +14,15 @@ from subscriptions.billing import services_run_billing
 from subscriptions.invoicing import invoice_record_payment
 from subscriptions.lifecycle import service_request_cancellation
 from subscriptions.models import Invoice, ProvisioningJob, Service
-from tests.factories import PackageFactory, PackagePriceAmountFactory, PackagePriceFactory
-
-from .helpers import usd
-from .test_lifecycle import active_service, run_all_jobs
-from .test_order_place import place
+from tests.factories import (
+    PackageFactory,
+    PackagePriceAmountFactory,
+    PackagePriceFactory,
+    active_service,
+    place,
+    usd,
+)
+from tests.support.jobs import run_all_jobs
 
 pytestmark = pytest.mark.django_db
 

@@ -8,11 +8,15 @@ from catalog.models import PackageScaling
 from subscriptions.billing import services_run_billing
 from subscriptions.models import Invoice, PlanChange
 from subscriptions.plan_changes import service_change_package
-from tests.factories import PackageFactory, PackagePriceAmountFactory, PackagePriceFactory
-
-from .helpers import usd
-from .test_concurrency import customers, race
-from .test_lifecycle import active_service
+from tests.factories import (
+    PackageFactory,
+    PackagePriceAmountFactory,
+    PackagePriceFactory,
+    active_service,
+    customers,
+    usd,
+)
+from tests.support.concurrency import race
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -6,53 +6,16 @@ these are real concurrent transactions racing for the same rows.
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from django.db import connection
 
 from catalog.models import Package
 from subscriptions.models import Order, Service
 from subscriptions.ordering import order_place
-
-from .helpers import shop_package
+from tests.factories import customers, shop_package
+from tests.support.concurrency import race
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def race(calls) -> list[str]:
-    """Run the calls at once, each in its own thread and connection; their outcomes."""
-    barrier = threading.Barrier(len(calls))
-    outcomes: list[str] = [""] * len(calls)
-
-    def run(index, call):
-        try:
-            barrier.wait(timeout=30)
-            call()
-            outcomes[index] = "ok"
-        except ValidationError as error:
-            outcomes[index] = error.code
-        except Exception as error:  # surfaced in the assertion message
-            outcomes[index] = f"{type(error).__name__}: {error}"
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=pair) for pair in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return outcomes
-
-
-def customers(count: int):
-    User = get_user_model()
-    return [
-        User.objects.create_user(username=f"c{n}@example.com", email=f"c{n}@example.com")
-        for n in range(count)
-    ]
 
 
 def order_call(customer, package, price, option, **kwargs):

@@ -7,9 +7,7 @@ from djmoney.money import Money
 from subscriptions.invoicing import invoice_balance, invoice_record_payment
 from subscriptions.models import Invoice, Order, Payment, ProvisioningJob
 from subscriptions.ordering import order_cancel
-
-from .helpers import shop_package, usd
-from .test_order_place import place
+from tests.factories import place, shop_package, usd
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,6 @@ from io import StringIO
 import pytest
 from django.core.exceptions import ValidationError
 
-from subscriptions.invoicing import invoice_record_payment
 from subscriptions.jobs import (
     provisioning_job_claim,
     provisioning_job_complete,
@@ -25,35 +24,11 @@ from subscriptions.lifecycle import (
 )
 from subscriptions.models import ProvisioningJob, Service
 from subscriptions.periods import add_interval
-
-from .helpers import shop_package
-from .test_order_place import place
+from tests.factories import active_service, paid_service
+from tests.support.jobs import run_all_jobs
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 1, 31, 12, tzinfo=UTC)
-
-
-def paid_service(customer, **package_kwargs) -> Service:
-    package, monthly, options = shop_package(**package_kwargs)
-    order = place(customer, package, monthly, [options["eu"]])
-    invoice = order.invoices.get()
-    invoice_record_payment(invoice=invoice, amount=invoice.total)
-    return order.services.get()
-
-
-def run_all_jobs() -> None:
-    for job in ProvisioningJob.objects.filter(status="queued"):
-        provisioning_job_run(job_id=job.pk)
-        job.refresh_from_db()
-        if job.status == ProvisioningJob.Status.WAITING:  # manual: staff do it
-            provisioning_job_complete(job=job)
-
-
-def active_service(customer, **package_kwargs) -> Service:
-    service = paid_service(customer, **package_kwargs)
-    run_all_jobs()
-    service.refresh_from_db()
-    return service
 
 
 def test_months_are_added_with_month_ends_clamped():

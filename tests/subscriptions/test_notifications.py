@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pytest
 from django.db import transaction
-from django_tasks_db.models import DBTaskResult
 
 from catalog.models import NotificationEvent
 from subscriptions.billing import services_run_billing
@@ -15,35 +14,20 @@ from subscriptions.lifecycle import service_request_cancellation
 from subscriptions.models import Invoice, Service
 from subscriptions.notifications import render_email
 from subscriptions.plan_changes import service_change_package
-
-from .helpers import shop_package
-from .test_lifecycle import active_service, paid_service, run_all_jobs
-from .test_order_place import place
-from .test_plan_changes import target_of, with_period
+from tests.factories import (
+    active_service,
+    paid_service,
+    place,
+    shop_package,
+    target_of,
+    with_period,
+)
+from tests.support.jobs import notification_tasks, run_all_jobs, send_queued_notifications
+from tests.support.mail import subjects, text
 
 pytestmark = pytest.mark.django_db
 
 SENT_EVENTS = NotificationEvent.values
-
-
-def notification_tasks():
-    return DBTaskResult.objects.filter(task_path__endswith="send_notifications")
-
-
-def send_queued_notifications() -> None:
-    """What the db_worker does with the notification tasks that were committed."""
-    for result in notification_tasks().ready():
-        result.task.call(*result.args_kwargs["args"], **result.args_kwargs["kwargs"])
-        result.delete()
-
-
-def text(value: str) -> str:
-    # Amounts are formatted as on the site, with a no-break space before the currency.
-    return value.replace("\xa0", " ")
-
-
-def subjects(mailoutbox) -> list[str]:
-    return [text(message.subject) for message in mailoutbox]
 
 
 def test_an_order_sends_order_placed_and_invoice_created_from_one_task(customer, mailoutbox):

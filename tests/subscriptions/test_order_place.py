@@ -11,7 +11,6 @@ from djmoney.money import Money
 
 from catalog.models import Package, PriceType, Variant
 from subscriptions.models import Invoice, Order, OrderLine, ProvisioningJob, Service
-from subscriptions.ordering import order_place
 from subscriptions.quotes import order_quote
 from tests.factories import (
     PackagePriceAmountFactory,
@@ -20,25 +19,13 @@ from tests.factories import (
     VariantPriceAmountFactory,
     VariantPriceFactory,
     WebhookInstanceFactory,
+    place,
     priced_package,
+    shop_package,
+    usd,
 )
 
-from .helpers import shop_package, usd
-
 pytestmark = pytest.mark.django_db
-
-
-def place(customer, package, price, options=(), quantity=1, currency="USD", **kwargs):
-    return order_place(
-        customer=customer,
-        package=package,
-        price=price,
-        variant_options=list(options),
-        quantity=quantity,
-        currency=currency,
-        checkout_fields=kwargs.pop("checkout_fields", {}),
-        **kwargs,
-    )
 
 
 def written() -> tuple[int, ...]:
@@ -261,7 +248,7 @@ def test_it_refuses_a_missing_pricing_option(customer):
 
 def test_it_refuses_a_pricing_option_of_another_package(customer):
     package, _, options = shop_package()
-    other = priced_package(name="Monthly")
+    other = priced_package()
     assert_refused("price_not_of_package", customer, package, other.prices.get(), [options["eu"]])
 
 

@@ -10,33 +10,22 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from djmoney.money import Money
 
-from catalog.models import Package, PackageScaling
+from catalog.models import Package
 from subscriptions.billing import services_run_billing
 from subscriptions.lifecycle import service_request_cancellation
 from subscriptions.models import Invoice, PlanChange, ProvisioningJob, Service
 from subscriptions.plan_changes import plan_change_cancel, prorated_charge, service_change_package
-from tests.factories import PackageFactory, PackagePriceAmountFactory, PackagePriceFactory
-
-from .helpers import usd
-from .test_lifecycle import active_service
+from tests.factories import (
+    PackageFactory,
+    PackagePriceAmountFactory,
+    PackagePriceFactory,
+    active_service,
+    target_of,
+    usd,
+    with_period,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-def target_of(source: Package, *, tier: int, price="20", name="Monthly", **kwargs) -> Package:
-    target = PackageFactory(tier=tier, catalog=source.catalog, **kwargs)
-    monthly = PackagePriceFactory(package=target, name=name)
-    PackagePriceAmountFactory(package_price=monthly, price=usd(price))
-    PackageScaling.objects.create(from_package=source, to_package=target)
-    return target
-
-
-def with_period(service: Service, days: int = 30) -> Service:
-    """A service whose current period is exactly `days` long, for round proration figures."""
-    start = service.current_period_start
-    Service.objects.filter(pk=service.pk).update(current_period_end=start + timedelta(days=days))
-    service.refresh_from_db()
-    return service
 
 
 def written() -> tuple[int, ...]:

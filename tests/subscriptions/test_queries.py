@@ -31,7 +31,7 @@ ACCOUNT_QUERIES = 5  # session, user, orders, services, invoices
 
 def package_with(size: int):
     """A package with `size` extra pricing options and `size` variants of `size` options each."""
-    package = priced_package(name="Monthly")
+    package = priced_package()
     for n in range(size):
         extra = PackagePriceFactory(package=package, name=f"Plan {n}")
         PackagePriceAmountFactory(package_price=extra, price=Money("20.00", "USD"))

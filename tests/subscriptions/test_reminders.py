@@ -12,10 +12,9 @@ from subscriptions.invoicing import invoice_record_payment
 from subscriptions.lifecycle import service_request_cancellation
 from subscriptions.models import Invoice, Service
 from subscriptions.plan_changes import service_change_package
-
-from .test_lifecycle import active_service
-from .test_notifications import send_queued_notifications, subjects, text
-from .test_plan_changes import target_of, with_period
+from tests.factories import active_service, target_of, with_period
+from tests.support.jobs import send_queued_notifications
+from tests.support.mail import subjects, text
 
 pytestmark = pytest.mark.django_db
 

@@ -7,9 +7,7 @@ from djmoney.money import Money
 
 from catalog.models import PackagePriceAmount, VariantPriceAmount
 from subscriptions.models import Order
-
-from .helpers import shop_package, usd
-from .test_order_place import place
+from tests.factories import place, shop_package, usd
 
 pytestmark = pytest.mark.django_db
 

@@ -11,10 +11,7 @@ from django.urls import reverse
 from catalog.models import Package
 from subscriptions.invoicing import invoice_record_payment
 from subscriptions.models import Invoice, Order, Service
-from tests.factories import WebhookInstanceFactory
-
-from .helpers import shop_package
-from .test_order_place import place
+from tests.factories import WebhookInstanceFactory, place, shop_package
 
 pytestmark = pytest.mark.django_db
 

@@ -17,9 +17,9 @@ from django_tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from subscriptions.models import ProvisioningJob, Service
-from tests.provisioning.workers import start_worker
-from tests.subscriptions.helpers import paid_webhook_services
-from tests.subscriptions.webhook_server import start_provider
+from tests.factories import paid_webhook_services
+from tests.support.webhook_server import start_provider
+from tests.support.workers import start_worker
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

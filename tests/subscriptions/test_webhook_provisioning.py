@@ -7,12 +7,9 @@ import time
 import pytest
 
 from provisioning.plugins.webhook import SIGNATURE_HEADER, verify
-from subscriptions.invoicing import invoice_record_payment
 from subscriptions.jobs import provisioning_job_run
 from subscriptions.models import ProvisioningJob, Service
-from tests.factories import WebhookInstanceFactory
-from tests.subscriptions.helpers import shop_package
-from tests.subscriptions.test_order_place import place
+from tests.factories import WebhookInstanceFactory, paid_service
 
 pytestmark = pytest.mark.django_db
 SECRET = "webhook-secret"
@@ -20,17 +17,13 @@ SECRET = "webhook-secret"
 
 def webhook_service(customer, url, timeout=2) -> Service:
     instance = WebhookInstanceFactory(url=url, signing_secret=SECRET, timeout_seconds=timeout)
-    package, monthly, options = shop_package(
+    return paid_service(
+        customer,
         provider_instance=instance,
         provisioning_options={"plan_code": "pro", "region": "eu", "send_settings": True},
         package_settings={"rooms": "5"},
+        checkout_fields={"label": "team-room"},
     )
-    order = place(
-        customer, package, monthly, [options["eu"]], checkout_fields={"label": "team-room"}
-    )
-    invoice = order.invoices.get()
-    invoice_record_payment(invoice=invoice, amount=invoice.total)
-    return order.services.get()
 
 
 def test_it_posts_a_signed_event_and_stores_the_remote_id(customer, webhook_backend):

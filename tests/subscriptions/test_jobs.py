@@ -14,23 +14,19 @@ from django_tasks_db.models import DBTaskResult
 from subscriptions.invoicing import invoice_record_payment
 from subscriptions.jobs import provisioning_job_retry, provisioning_job_run, retry_delay
 from subscriptions.models import Order, ProvisioningJob, Service
-from tests.factories import WebhookInstanceFactory
-from tests.subscriptions.helpers import shop_package
-from tests.subscriptions.test_order_place import place
+from tests.factories import WebhookInstanceFactory, paid_service, place, shop_package
 
 pytestmark = pytest.mark.django_db
 UNREACHABLE = "http://127.0.0.1:9/hook"  # the discard port: connection refused
 
 
-def paid_service(customer, url=UNREACHABLE) -> Service:
-    package, monthly, options = shop_package(
+def paid_webhook_service(customer, url=UNREACHABLE) -> Service:
+    return paid_service(
+        customer,
         provider_instance=WebhookInstanceFactory(url=url, timeout_seconds=1),
         provisioning_options={"plan_code": "pro", "region": "", "send_settings": False},
+        checkout_fields={"label": "a"},
     )
-    order = place(customer, package, monthly, [options["eu"]], checkout_fields={"label": "a"})
-    invoice = order.invoices.get()
-    invoice_record_payment(invoice=invoice, amount=invoice.total)
-    return order.services.get()
 
 
 def run_until_settled(job: ProvisioningJob) -> list[str]:
@@ -46,7 +42,7 @@ def run_until_settled(job: ProvisioningJob) -> list[str]:
 
 def test_the_job_and_its_task_are_written_in_the_orders_transaction(customer):
     with pytest.raises(RuntimeError), transaction.atomic():
-        paid_service(customer)
+        paid_webhook_service(customer)
         # The order's notification emails are tasks of their own, in the same transaction.
         provisioning = DBTaskResult.objects.filter(task_path__endswith="run_provisioning_job")
         assert ProvisioningJob.objects.count() == provisioning.count() == 1
@@ -64,7 +60,7 @@ def test_backoff_doubles_and_is_capped(settings):
 
 
 def test_a_failing_call_is_retried_later_with_a_deferred_task(customer):
-    service = paid_service(customer)
+    service = paid_webhook_service(customer)
     job = service.jobs.get()
 
     outcome = provisioning_job_run(job_id=job.pk)
@@ -81,7 +77,7 @@ def test_a_failing_call_is_retried_later_with_a_deferred_task(customer):
 
 def test_after_the_last_attempt_the_service_needs_attention_with_the_error(customer, settings):
     settings.PROVISIONING_MAX_ATTEMPTS = 3
-    service = paid_service(customer)
+    service = paid_webhook_service(customer)
     job = service.jobs.get()
 
     outcomes = run_until_settled(job)
@@ -98,7 +94,7 @@ def test_after_the_last_attempt_the_service_needs_attention_with_the_error(custo
 
 def test_staff_retry_a_failed_job_which_then_succeeds(customer, settings, webhook_backend):
     settings.PROVISIONING_MAX_ATTEMPTS = 1
-    service = paid_service(customer)
+    service = paid_webhook_service(customer)
     job = service.jobs.get()
     run_until_settled(job)
     service.provider_instance.get_real_instance().__class__.objects.filter(
@@ -116,7 +112,7 @@ def test_staff_retry_a_failed_job_which_then_succeeds(customer, settings, webhoo
 
 
 def test_only_a_failed_job_can_be_retried(customer):
-    job = paid_service(customer).jobs.get()
+    job = paid_webhook_service(customer).jobs.get()
     with pytest.raises(ValidationError):
         provisioning_job_retry(job=job)
 
@@ -129,7 +125,7 @@ def test_a_plugin_bug_is_recorded_like_a_provider_error(customer, monkeypatch, s
         raise KeyError("oops")
 
     monkeypatch.setattr(WebhookPlugin, "perform", broken)
-    service = paid_service(customer)
+    service = paid_webhook_service(customer)
 
     provisioning_job_run(job_id=service.jobs.get().pk)
 
@@ -140,14 +136,14 @@ def test_a_plugin_bug_is_recorded_like_a_provider_error(customer, monkeypatch, s
 def test_there_is_one_open_job_per_service_and_action(customer):
     from django.db import IntegrityError
 
-    service = paid_service(customer)
+    service = paid_webhook_service(customer)
     with pytest.raises(IntegrityError), transaction.atomic():
         ProvisioningJob.objects.create(service=service, action="create")
 
 
 def test_staff_see_failed_services_and_retry_them_in_the_admin(customer, staff_client, settings):
     settings.PROVISIONING_MAX_ATTEMPTS = 1
-    service = paid_service(customer)
+    service = paid_webhook_service(customer)
     job = service.jobs.get()
     run_until_settled(job)
 

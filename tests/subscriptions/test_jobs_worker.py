@@ -7,17 +7,16 @@ Marked postgres: a worker is another process, so it needs a database server
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from subscriptions.invoicing import invoice_record_payment
 from subscriptions.models import ProvisioningJob, Service
-from tests.factories import WebhookInstanceFactory
-from tests.provisioning.workers import start_worker as start_batch_worker
-from tests.subscriptions.helpers import shop_package
-from tests.subscriptions.test_order_place import place
+from tests.factories import paid_webhook_services
+from tests.support.workers import start_worker as start_batch_worker
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_worker(**env) -> subprocess.Popen:
@@ -30,24 +29,9 @@ def wait(*workers: subprocess.Popen) -> None:
         assert worker.returncode == 0, output
 
 
-def paid_services(customer, url: str, count: int = 1) -> list[Service]:
-    package, monthly, options = shop_package(
-        provider_instance=WebhookInstanceFactory(url=url, timeout_seconds=2),
-        provisioning_options={"plan_code": "pro", "region": "", "send_settings": True},
-        allow_quantity="multiple",
-    )
-    order = place(
-        customer, package, monthly, [options["eu"]], quantity=count,
-        checkout_fields={"label": "worker"},
-    )  # fmt: skip
-    invoice = order.invoices.get()
-    invoice_record_payment(invoice=invoice, amount=invoice.total)
-    return list(order.services.order_by("id"))
-
-
 def test_a_worker_process_provisions_a_paid_service(customer, webhook_backend):
     webhook_backend.answer((200, {"remote_id": "from-worker"}, 0))
-    (service,) = paid_services(customer, webhook_backend.url)
+    (service,) = paid_webhook_services(customer, webhook_backend.url)
 
     wait(start_worker())
 
@@ -58,7 +42,7 @@ def test_a_worker_process_provisions_a_paid_service(customer, webhook_backend):
 
 
 def test_two_workers_run_each_job_exactly_once(customer, webhook_backend):
-    services = paid_services(customer, webhook_backend.url, count=12)
+    services = paid_webhook_services(customer, webhook_backend.url, count=12)
 
     wait(start_worker(), start_worker())
 
@@ -71,7 +55,7 @@ def test_two_workers_run_each_job_exactly_once(customer, webhook_backend):
 
 def test_a_worker_retries_then_marks_the_service_as_needing_attention(customer, webhook_backend):
     webhook_backend.answer((503, {}, 0))
-    (service,) = paid_services(customer, webhook_backend.url)
+    (service,) = paid_webhook_services(customer, webhook_backend.url)
 
     wait(start_worker(PROVISIONING_MAX_ATTEMPTS=3, PROVISIONING_RETRY_BASE_SECONDS=0))
 
@@ -84,7 +68,7 @@ def test_a_worker_retries_then_marks_the_service_as_needing_attention(customer, 
 
 def test_a_worker_recovers_after_a_failed_attempt(customer, webhook_backend):
     webhook_backend.answer((500, {}, 0), (200, {"remote_id": "second-time"}, 0))
-    (service,) = paid_services(customer, webhook_backend.url)
+    (service,) = paid_webhook_services(customer, webhook_backend.url)
 
     wait(start_worker(PROVISIONING_RETRY_BASE_SECONDS=0))
 

@@ -28,8 +28,7 @@ from subscriptions.jobs import (
     provisioning_jobs_sweep,
 )
 from subscriptions.models import ProvisioningJob, Service
-from tests.factories import WebhookInstanceFactory
-from tests.subscriptions.helpers import paid_webhook_services
+from tests.factories import WebhookInstanceFactory, paid_webhook_services
 
 pytestmark = pytest.mark.django_db
 LEASE = timedelta(seconds=60)

@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import flatten
 from django.db.models import Count, Q
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -348,11 +349,23 @@ class CatalogAdmin(admin.ModelAdmin):
     inlines = [PackageOrderInline]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(package_count=Count("packages"))
+        # Counted in the list's one query; "on sale" is Package.objects.listed(), so the
+        # count agrees with what the store lists.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                package_count=Count("packages"),
+                on_sale_count=Count("packages", filter=Q(packages__in=Package.objects.listed())),
+            )
+        )
 
     @admin.display(description="packages", ordering="package_count")
-    def package_count(self, catalog: Catalog) -> int:
-        return catalog.package_count
+    def package_count(self, catalog: Catalog) -> str:
+        return (
+            f"{catalog.package_count} package{pluralize(catalog.package_count)} "
+            f"({catalog.on_sale_count} on sale)"
+        )
 
 
 # --- variants ---------------------------------------------------------------

@@ -15,6 +15,8 @@ from django.utils.html import format_html, format_html_join
 
 from . import selectors
 from .forms import (
+    AMOUNT_HELP,
+    AMOUNT_LABELS,
     PackageAdminForm,
     PackageOrderForm,
     PackagePriceFormSet,
@@ -88,6 +90,10 @@ class PackagePriceInline(CurrencyAmountsInline):
     formset = PackagePriceFormSet
     extra = 1
     tab = "pricing"
+    # One row per option, its amounts a small grid of a line per currency: a column
+    # per currency and fee would not fit the screen (see the template).
+    template = "admin/catalog/package/pricing_inline.html"
+    amount_parts = [(part, AMOUNT_LABELS[part], AMOUNT_HELP[part]) for part in form.amount_parts]
 
     def get_queryset(self, request):
         # The row title names the package; amounts fill the currency columns.

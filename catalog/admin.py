@@ -8,12 +8,15 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import flatten
-from django.db.models import Count
+from django.db.models import Count, Q
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from . import selectors
 from .forms import (
+    AMOUNT_HELP,
+    AMOUNT_LABELS,
     PackageAdminForm,
     PackageOrderForm,
     PackagePriceFormSet,
@@ -88,6 +91,10 @@ class PackagePriceInline(CurrencyAmountsInline):
     formset = PackagePriceFormSet
     extra = 1
     tab = "pricing"
+    # One row per option, its amounts a small grid of a line per currency: a column
+    # per currency and fee would not fit the screen (see the template).
+    template = "admin/catalog/package/pricing_inline.html"
+    amount_parts = [(part, AMOUNT_LABELS[part], AMOUNT_HELP[part]) for part in form.amount_parts]
 
     def get_queryset(self, request):
         # The row title names the package; amounts fill the currency columns.
@@ -349,11 +356,23 @@ class CatalogAdmin(admin.ModelAdmin):
     inlines = [PackageOrderInline]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(package_count=Count("packages"))
+        # Counted in the list's one query; "on sale" is Package.objects.listed(), so the
+        # count agrees with what the store lists.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                package_count=Count("packages"),
+                on_sale_count=Count("packages", filter=Q(packages__in=Package.objects.listed())),
+            )
+        )
 
     @admin.display(description="packages", ordering="package_count")
-    def package_count(self, catalog: Catalog) -> int:
-        return catalog.package_count
+    def package_count(self, catalog: Catalog) -> str:
+        return (
+            f"{catalog.package_count} package{pluralize(catalog.package_count)} "
+            f"({catalog.on_sale_count} on sale)"
+        )
 
 
 # --- variants ---------------------------------------------------------------

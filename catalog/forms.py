@@ -356,6 +356,13 @@ class PackageOrderForm(ModelErrorsForm):
 # --- amounts per store currency ---------------------------------------------
 
 AMOUNT_LABELS = {"price": "Price", "setup_fee": "Setup fee", "signup_fee": "Signup fee"}
+# What each fee means, shown where staff type it: a customer ordering three units gets
+# three services, so pays the setup fee three times and the signup fee once.
+AMOUNT_HELP = {
+    "price": "Per billing period, or once.",
+    "setup_fee": "Charged once per service (each unit).",
+    "signup_fee": "Charged once per order.",
+}
 
 
 def amount_field_name(part: str, currency: str) -> str:
@@ -396,12 +403,17 @@ class CurrencyAmountsForm(forms.ModelForm):
             stored = self.stored_amounts.get(currency)
             for part in self.amount_parts:
                 name = amount_field_name(part, currency)
+                label = f"{AMOUNT_LABELS[part]} ({currency})"
                 self.fields[name] = forms.DecimalField(
-                    label=f"{AMOUNT_LABELS[part]} ({currency})",
+                    label=label,
+                    help_text=AMOUNT_HELP[part],
                     required=False,
                     max_digits=12,
                     decimal_places=2,
-                    widget=forms.NumberInput(attrs={"step": "0.01", "class": "amount-input"}),
+                    # A grid cell has no <label>: the input names itself.
+                    widget=forms.NumberInput(
+                        attrs={"step": "0.01", "class": "amount-input", "aria-label": label}
+                    ),
                 )
                 if stored is not None:
                     self.initial[name] = getattr(stored, part).amount
@@ -438,6 +450,13 @@ class CurrencyAmountsForm(forms.ModelForm):
                 self.add_error(names.get(field), messages)
         else:
             self.amounts_to_save.append(amount)
+
+    def amount_rows(self) -> list[tuple[str, list]]:
+        """The amount fields by currency, in the order of amount_parts: one grid row each."""
+        return [
+            (currency, [self[amount_field_name(part, currency)] for part in self.amount_parts])
+            for currency in self.currencies
+        ]
 
     def priced_currencies(self) -> list[str]:
         """The currencies this row will have an amount in once saved."""

@@ -2,37 +2,60 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from . import invoicing, jobs, lifecycle, ordering
 from .models import (
     Invoice,
-    InvoiceLine,
     Order,
-    OrderLine,
     Payment,
-    PlanChange,
     ProvisioningJob,
     Service,
 )
 
 
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
+@dataclass
+class RecordTable:
+    """Records related to the one shown, as a table whose first cell links to each."""
 
-    def has_add_permission(self, request, obj=None):
-        return False
+    id: str
+    title: str
+    headers: list[str]
+    rows: list[list]
+    empty: str = "None."
 
-    def has_change_permission(self, request, obj=None):
-        return False
+
+def admin_link(obj, text=None) -> str:
+    """A link to obj's admin page; "–" when there is none."""
+    if obj is None:
+        return "–"
+    opts = obj._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}">{}</a>', url, text if text is not None else obj)
+
+
+def customer_link(customer) -> str:
+    return admin_link(customer, customer.email or customer.get_username())
 
 
 class RecordAdmin(admin.ModelAdmin):
-    """Records staff act on through actions, never add, edit or delete by hand."""
+    """Records staff act on through actions, never add, edit or delete by hand.
+
+    Their page reads top down: a summary, the related records as linked tables,
+    the snapshots as key/value lists, then every stored field folded away. It
+    has no Save buttons: nothing on it can be edited.
+    """
+
+    change_form_template = "admin/subscriptions/record_change_form.html"
+    # JSON fields: shown formatted as snapshots, not as raw text among the fields.
+    snapshot_fields: dict[str, str] = {}
 
     def has_add_permission(self, request):
         return False
@@ -40,8 +63,34 @@ class RecordAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def get_fields(self, request, obj=None):
+        return [
+            field.name
+            for field in self.model._meta.fields
+            if field.name not in self.snapshot_fields
+        ]
+
     def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
+        return self.get_fields(request, obj)
+
+    def record_summary(self, obj) -> list[tuple[str, object]]:
+        return []
+
+    def record_tables(self, obj) -> list[RecordTable]:
+        return []
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context.update(
+                record_summary=self.record_summary(obj),
+                record_tables=self.record_tables(obj),
+                record_snapshots=[
+                    (label, getattr(obj, name)) for name, label in self.snapshot_fields.items()
+                ],
+            )
+        context.update(show_save=False, show_save_and_continue=False,
+                       show_save_and_add_another=False, show_delete=False)  # fmt: skip
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 class SnapshotAdmin(RecordAdmin):
@@ -49,6 +98,32 @@ class SnapshotAdmin(RecordAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+def line_rows(lines) -> list[list]:
+    return [[line.description, line.unit_amount, line.quantity, line.amount] for line in lines]
+
+
+LINE_HEADERS = ["Item", "Unit amount", "Quantity", "Amount"]
+
+
+def invoice_rows(invoices) -> list[list]:
+    return [
+        [admin_link(invoice, invoice.number), invoice.get_kind_display(), invoice.total,
+         invoice.get_status_display(), invoice.due_at, invoice.paid_at]
+        for invoice in invoices
+    ]  # fmt: skip
+
+
+INVOICE_HEADERS = ["Invoice", "Kind", "Total", "Status", "Due", "Paid"]
+
+
+def job_rows(jobs_) -> list[list]:
+    return [
+        [admin_link(job, f"#{job.pk}"), job.get_action_display(), job.get_status_display(),
+         job.attempts, job.last_error or job.result_message, job.created_at]
+        for job in jobs_
+    ]  # fmt: skip
 
 
 def _run(modeladmin, request, objects, action, done: str):
@@ -64,11 +139,6 @@ def _run(modeladmin, request, objects, action, done: str):
         modeladmin.message_user(request, done.format(count=ok), messages.SUCCESS)
 
 
-class OrderLineInline(ReadOnlyInline):
-    model = OrderLine
-    fields = ["description", "unit_amount", "quantity", "amount", "recurring", "due_now"]
-
-
 @admin.register(Order)
 class OrderAdmin(SnapshotAdmin):
     list_display = ["number", "customer", "package_name", "price_name", "quantity", "total",
@@ -76,8 +146,40 @@ class OrderAdmin(SnapshotAdmin):
     list_filter = ["status", "currency"]
     search_fields = ["customer__email", "package_name"]
     list_select_related = ["customer"]
-    inlines = [OrderLineInline]
     actions = ["cancel_orders"]
+    snapshot_fields = {"checkout_fields": "Checkout fields"}
+
+    def record_summary(self, order: Order) -> list[tuple[str, object]]:
+        return [
+            ("Order", order.number),
+            ("Customer", customer_link(order.customer)),
+            ("Status", order.get_status_display()),
+            ("Package", admin_link(order.package, order.package_name)),
+            ("Pricing option", f"{order.price_name} × {order.quantity}"),
+            ("Charged on this order", order.total),
+            ("Every " + (order.period_label or "period"), order.recurring_total)
+            if order.price_type == "recurring" else ("Recurring", "no"),
+            ("Placed", order.created_at),
+            ("Paid", order.paid_at),
+            ("Cancelled", order.cancelled_at),
+        ]  # fmt: skip
+
+    def record_tables(self, order: Order) -> list[RecordTable]:
+        return [
+            RecordTable("lines", "Lines", [*LINE_HEADERS, "Charged"], [
+                [line.description, line.unit_amount, line.quantity, line.amount,
+                 ("now" if line.due_now else "later") + (", then every period"
+                                                         if line.recurring else "")]
+                for line in order.lines.all()
+            ]),
+            RecordTable("invoices", "Invoices", INVOICE_HEADERS,
+                        invoice_rows(order.invoices.all())),
+            RecordTable("services", "Services", ["Service", "Status", "Remote id", "Next due"], [
+                [admin_link(service), service.get_status_display(), service.remote_id,
+                 service.next_due_at]
+                for service in order.services.all()
+            ]),
+        ]  # fmt: skip
 
     @admin.action(description="Cancel selected unpaid orders (gives stock back)")
     def cancel_orders(self, request, queryset):
@@ -85,26 +187,51 @@ class OrderAdmin(SnapshotAdmin):
              "{count} order(s) cancelled.")  # fmt: skip
 
 
-class InvoiceLineInline(ReadOnlyInline):
-    model = InvoiceLine
-    fields = ["description", "unit_amount", "quantity", "amount"]
-
-
-class PaymentInline(ReadOnlyInline):
-    model = Payment
-    fields = ["amount", "method", "reference", "recorded_by", "created_at"]
-    readonly_fields = fields
-
-
 @admin.register(Invoice)
 class InvoiceAdmin(SnapshotAdmin):
+    # Its own template (blocks for its lines and payments) extends the record page.
+    change_form_template = "admin/subscriptions/invoice/change_form.html"
     list_display = ["number", "customer", "kind", "order", "service", "total", "status",
                     "due_at", "paid_at"]  # fmt: skip
     list_filter = ["status", "kind", "currency"]
     search_fields = ["customer__email"]
     list_select_related = ["customer", "order", "service"]
-    inlines = [InvoiceLineInline, PaymentInline]
     actions = ["mark_paid"]
+
+    def record_summary(self, invoice: Invoice) -> list[tuple[str, object]]:
+        period = (
+            f"{invoice.period_start:%Y-%m-%d} – {invoice.period_end:%Y-%m-%d}"
+            if invoice.period_start and invoice.period_end
+            else None
+        )
+        return [
+            ("Invoice", invoice.number),
+            ("Customer", customer_link(invoice.customer)),
+            ("Kind", invoice.get_kind_display()),
+            ("Status", invoice.get_status_display()),
+            ("Total", invoice.total),
+            ("Balance due", invoicing.invoice_balance(invoice)),
+            ("Order", admin_link(invoice.order, invoice.order and invoice.order.number)),
+            ("Service", admin_link(invoice.service)),
+            ("Period", period),
+            ("Issued", invoice.issued_at),
+            ("Due", invoice.due_at),
+            ("Paid", invoice.paid_at),
+            ("Cancelled", invoice.cancelled_at),
+        ]
+
+    def record_tables(self, invoice: Invoice) -> list[RecordTable]:
+        payments = invoice.payments.select_related("recorded_by")
+        return [
+            RecordTable("lines", "Lines", LINE_HEADERS, line_rows(invoice.lines.all())),
+            RecordTable("payments", "Payments", ["Payment", "Amount", "Method", "Reference",
+                                                 "Recorded by", "Recorded"], [
+                [admin_link(payment, f"#{payment.pk}"), payment.amount,
+                 payment.get_method_display(), payment.reference, payment.recorded_by,
+                 payment.created_at]
+                for payment in payments
+            ], empty="No payment yet."),
+        ]  # fmt: skip
 
     @admin.action(description="Mark selected invoices paid (records a payment of the balance)")
     def mark_paid(self, request, queryset):
@@ -126,21 +253,18 @@ class PaymentAdmin(SnapshotAdmin):
     list_filter = ["method"]
     list_select_related = ["invoice", "recorded_by"]
 
-
-class PlanChangeInline(ReadOnlyInline):
-    # Shown on its service only: a plan change means nothing apart from it.
-    model = PlanChange
-    fk_name = "service"
-    fields = ["direction", "status", "from_package_name", "to_package_name", "recurring_amount",
-              "charge", "effective_at", "applied_at"]  # fmt: skip
-    readonly_fields = fields
-
-
-class ProvisioningJobInline(ReadOnlyInline):
-    model = ProvisioningJob
-    fields = ["action", "status", "attempts", "last_error", "result_message", "created_at"]
-    readonly_fields = fields
-    ordering = ["-created_at"]
+    def record_summary(self, payment: Payment) -> list[tuple[str, object]]:
+        invoice = payment.invoice
+        return [
+            ("Payment", f"#{payment.pk}"),
+            ("Invoice", admin_link(invoice, invoice.number)),
+            ("Customer", customer_link(invoice.customer)),
+            ("Amount", payment.amount),
+            ("Method", payment.get_method_display()),
+            ("Reference", payment.reference),
+            ("Recorded by", payment.recorded_by),
+            ("Recorded", payment.created_at),
+        ]
 
 
 @admin.register(Service)
@@ -150,8 +274,55 @@ class ServiceAdmin(RecordAdmin):
     list_filter = ["needs_attention", "status", "currency"]
     search_fields = ["customer__email", "package_name", "remote_id"]
     list_select_related = ["customer"]
-    inlines = [PlanChangeInline, ProvisioningJobInline]
     actions = ["retry_provisioning", "complete_manual", "suspend", "unsuspend", "terminate"]
+    snapshot_fields = {
+        "variants": "Variants",
+        "checkout_fields": "Checkout fields",
+        "provisioning_options": "Provisioning options",
+        "package_settings": "Package settings",
+    }
+
+    def record_summary(self, service: Service) -> list[tuple[str, object]]:
+        return [
+            ("Service", str(service)),
+            ("Customer", customer_link(service.customer)),
+            ("Order", admin_link(service.order, service.order.number)),
+            ("Status", service.get_status_display()),
+            ("Needs attention", service.needs_attention),
+            ("Provisioning error", service.provisioning_error),
+            ("Package", admin_link(service.package, service.package_name)),
+            ("Pricing option", service.price_name),
+            ("Recurring amount", service.recurring_amount),
+            ("Provider instance", admin_link(service.provider_instance)),
+            ("Remote id", service.remote_id),
+            ("Created", service.created_at),
+            ("Active since", service.activated_at),
+            ("Trial ends", service.trial_ends_at),
+            ("Current period ends", service.current_period_end),
+            ("Next due", service.next_due_at),
+            ("Grace ends", service.grace_ends_at),
+            ("Cancels at", service.cancel_at),
+            ("Terminated", service.terminated_at),
+        ]
+
+    def record_tables(self, service: Service) -> list[RecordTable]:
+        return [
+            # Its order's invoice paid for it as well as its own renewals did.
+            RecordTable("invoices", "Invoices", INVOICE_HEADERS, invoice_rows(
+                Invoice.objects.filter(Q(service=service) | Q(order_id=service.order_id))
+            )),
+            RecordTable("jobs", "Provisioning jobs",
+                        ["Job", "Action", "Status", "Attempts", "Last message", "Created"],
+                        job_rows(service.jobs.order_by("-created_at"))),
+            RecordTable("plan-changes", "Plan changes",
+                        ["Change", "Status", "From", "To", "Recurring amount", "Charge",
+                         "Effective", "Applied"], [
+                [change.get_direction_display(), change.get_status_display(),
+                 change.from_package_name, change.to_package_name, change.recurring_amount,
+                 change.charge, change.effective_at, change.applied_at]
+                for change in service.plan_changes.order_by("-created_at")
+            ]),
+        ]  # fmt: skip
 
     @admin.action(description="Retry failed provisioning, or provisioning whose worker stopped")
     def retry_provisioning(self, request, queryset):
@@ -194,6 +365,32 @@ class ProvisioningJobAdmin(RecordAdmin):
     search_fields = ["service__package_name", "service__customer__email", "idempotency_key"]
     list_select_related = ["service"]
     actions = ["retry", "complete"]
+    snapshot_fields = {"payload": "Payload"}
+
+    def record_summary(self, job: ProvisioningJob) -> list[tuple[str, object]]:
+        return [
+            ("Job", f"#{job.pk}"),
+            ("Service", admin_link(job.service)),
+            ("Customer", customer_link(job.service.customer)),
+            ("Action", job.get_action_display()),
+            ("Status", job.get_status_display()),
+            ("Attempts", job.attempts),
+            ("Next attempt", job.next_attempt_at),
+            ("Last error", job.last_error),
+            ("Result", job.result_message),
+            ("Idempotency key", job.idempotency_key),
+            ("Created", job.created_at),
+        ]
+
+    def record_tables(self, job: ProvisioningJob) -> list[RecordTable]:
+        service = job.service
+        return [
+            RecordTable("service", "Service", ["Service", "Status", "Remote id",
+                                               "Needs attention", "Next due"], [
+                [admin_link(service), service.get_status_display(), service.remote_id,
+                 service.needs_attention, service.next_due_at],
+            ]),
+        ]  # fmt: skip
 
     @admin.action(description="Retry selected failed jobs, or running ones whose worker stopped")
     def retry(self, request, queryset):

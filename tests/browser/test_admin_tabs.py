@@ -76,8 +76,8 @@ def test_an_invalid_price_reopens_the_page_on_the_pricing_tab_marked_with_the_er
     expect(page.locator("#package-panel-summary")).to_be_hidden()
     panel = page.locator("#package-panel-pricing")
     expect(panel).to_be_visible()
-    expect(panel.locator("td.field-price_USD .errorlist")).to_contain_text("above zero")
-    expect(panel.locator("td.field-setup_fee_EUR .errorlist")).to_contain_text("cannot be negative")
+    expect(panel.locator(".field-price_USD .errorlist")).to_contain_text("above zero")
+    expect(panel.locator(".field-setup_fee_EUR .errorlist")).to_contain_text("cannot be negative")
     expect(tab(page, "Summary").locator(".tab-badge-error")).to_have_count(0)
 
 

@@ -11,10 +11,12 @@ from html.parser import HTMLParser
 
 import pytest
 from django.contrib import admin
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from djmoney.money import Money
 
+from catalog.demo import load_demo
 from catalog.models import (
     Catalog,
     Package,
@@ -744,6 +746,36 @@ class TestCatalogs:
 
         assert response.status_code == 200
         assert "Provider instance: The provider instance" in response.content.decode()
+
+    def test_the_list_says_how_many_of_a_catalogs_packages_are_on_sale(self, staff_client):
+        load_demo()  # VPS hosting: six packages, one hidden and one retired
+        vps = Catalog.objects.get(slug="vps")
+        PackageFactory(catalog=vps, status=Package.Status.DRAFT)
+
+        response = staff_client.get(reverse("admin:catalog_catalog_changelist"))
+
+        html = response.content.decode()
+        assert "7 packages (4 on sale)" in html
+        assert "6 packages (6 on sale)" in html  # video services
+        assert vps.packages.count() == 7
+        assert vps.packages.listed().count() == 4
+
+    def test_the_catalog_list_reads_its_counts_in_a_fixed_number_of_queries(self, staff_client):
+        url = reverse("admin:catalog_catalog_changelist")
+        PackageFactory(catalog=CatalogFactory(), hidden=True)
+        staff_client.get(url)  # the session and content types are cached from here on
+        with CaptureQueriesContext(connection) as one_catalog:
+            staff_client.get(url)
+        for _ in range(4):
+            catalog = CatalogFactory()
+            PackageFactory(catalog=catalog)
+            PackageFactory(catalog=catalog, retired=True)
+
+        with CaptureQueriesContext(connection) as five_catalogs:
+            response = staff_client.get(url)
+
+        assert "2 packages (1 on sale)" in response.content.decode()
+        assert len(five_catalogs) == len(one_catalog)
 
     def test_the_slug_is_prepopulated_from_the_name(self, staff_client):
         response = staff_client.get(reverse("admin:catalog_catalog_add"))

@@ -130,7 +130,7 @@ class TestVariantMatching:
     def test_a_variant_price_named_like_no_pricing_option_of_its_packages_is_reported(self):
         # Found by staff: a "Quarterly" variant price saved without a word, though no
         # package using the variant sells a "Quarterly" option, so it is never charged.
-        package = priced_package(name="Monthly")
+        package = priced_package()
         option = VariantOptionFactory(name="Debian")
         VariantPriceFactory(option=option, name="Monthly")
         VariantPriceFactory(option=option, name="Quarterly")

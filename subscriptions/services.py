@@ -7,6 +7,8 @@ is refused exactly what the package page would not offer.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -65,16 +67,37 @@ def refuse(message: str, code: str) -> ValidationError:
     return ValidationError(message, code=code)
 
 
+def customer_username(email: str) -> str:
+    """A username for the customer with this email, valid for Django's username rule.
+
+    Customers log in by email; the username only has to be valid and unique.
+    It is the email itself when the rule allows it (readable in the admin);
+    otherwise (o'brien@…, "quoted"@…, longer than 150) the email with the
+    refused characters replaced, plus a digest of the email, which keeps it unique.
+    """
+    User = get_user_model()
+    username_field = User._meta.get_field(User.USERNAME_FIELD)
+    try:
+        username_field.run_validators(email)
+    except ValidationError:
+        pass
+    else:
+        return email
+    digest = hashlib.sha256(email.encode()).hexdigest()[:12]
+    readable = re.sub(r"[^\w.@+-]", "_", email)[: username_field.max_length - len(digest) - 1]
+    return f"{readable}-{digest}"
+
+
 @transaction.atomic
 def customer_sign_up(*, email: str, password: str):
-    """A customer account; the email is the login (and the username, which keeps it unique)."""
+    """A customer account; the email is the login."""
     email = email.strip().lower()
     User = get_user_model()
     if User.objects.filter(email__iexact=email).exists():
         raise ValidationError(
             {"email": "An account with this email address already exists."}, code="email_taken"
         )
-    user = User(username=email, email=email)
+    user = User(username=customer_username(email), email=email)
     user.set_password(password)
     user.full_clean(exclude=["password"])
     user.save()

@@ -235,17 +235,21 @@ def signup(request):
         return redirect("subscriptions:account")
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = services.customer_sign_up(
-            email=form.cleaned_data["email"], password=form.cleaned_data["password1"]
-        )
-        login(request, user, backend="subscriptions.backends.EmailBackend")
-        messages.success(request, "Welcome! Your account is ready.")
-        next_url = request.POST.get("next", "")
-        if next_url and url_has_allowed_host_and_scheme(
-            next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-        ):
-            return redirect(next_url)
-        return redirect("subscriptions:account")
+        try:
+            user = services.customer_sign_up(
+                email=form.cleaned_data["email"], password=form.cleaned_data["password1"]
+            )
+        except ValidationError as error:
+            form.add_service_error(error)
+        else:
+            login(request, user, backend="subscriptions.backends.EmailBackend")
+            messages.success(request, "Welcome! Your account is ready.")
+            next_url = request.POST.get("next", "")
+            if next_url and url_has_allowed_host_and_scheme(
+                next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+            ):
+                return redirect(next_url)
+            return redirect("subscriptions:account")
     return render(
         request, "registration/signup.html", {"form": form, "next": request.GET.get("next", "")}
     )

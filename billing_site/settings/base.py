@@ -70,6 +70,18 @@ DATABASES = {
         conn_max_age=60,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server, db_worker and the billing run write to one file at once.
+    # WAL lets readers run beside a writer; IMMEDIATE takes the write lock when
+    # a transaction starts, so a transaction that read first never fails to
+    # upgrade its lock ("database is locked"), it waits up to the timeout
+    # instead. synchronous=NORMAL is safe under WAL and spares an fsync per commit.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env_int("SQLITE_BUSY_TIMEOUT_SECONDS", 20),
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        **DATABASES["default"].get("OPTIONS", {}),
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

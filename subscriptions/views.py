@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -16,6 +17,7 @@ from storefront.currency import get_currency
 from . import plan_changes, selectors, services
 from .forms import CancelServiceForm, SignUpForm
 from .models import PlanChange, Service
+from .throttling import sign_up_attempt_allowed
 
 
 def _selection_fields(data) -> list[tuple[str, str]]:
@@ -234,6 +236,9 @@ def signup(request):
     if request.user.is_authenticated:
         return redirect("subscriptions:account")
     form = SignUpForm(request.POST or None)
+    if request.method == "POST" and not sign_up_attempt_allowed(request):
+        context = {"form": SignUpForm(), "throttled_minutes": settings.SIGNUP_THROTTLE_MINUTES}
+        return render(request, "registration/signup.html", context, status=429)
     if request.method == "POST" and form.is_valid():
         try:
             user = services.customer_sign_up(

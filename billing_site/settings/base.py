@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -26,6 +27,7 @@ INSTALLED_APPS = [
     "djmoney",
     "django_tasks",
     "django_tasks_db",
+    "axes",
     "catalog",
     "provisioning",
     "storefront",
@@ -42,6 +44,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a lockout into its response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "billing_site.urls"
@@ -128,6 +132,8 @@ TASKS = {
 
 # Customers sign in with their email address; staff may still use a username.
 AUTHENTICATION_BACKENDS = [
+    # First: refuses any login attempt while its account or address is locked out.
+    "axes.backends.AxesStandaloneBackend",
     "subscriptions.backends.EmailBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
@@ -144,3 +150,23 @@ PROVISIONING_RETRY_BASE_SECONDS = env_int("PROVISIONING_RETRY_BASE_SECONDS", 30)
 # The billing run reminds customers this many days ahead of a trial's end and
 # of a renewal (0 sends no reminders).
 BILLING_REMINDER_DAYS = env_int("BILLING_REMINDER_DAYS", 3)
+
+# Login throttling (django-axes, attempts kept in the database so every server
+# process and machine shares them). After LOGIN_FAILURE_LIMIT wrong passwords
+# the login typed and, separately, the address are locked out for
+# LOGIN_LOCKOUT_MINUTES. The lockout never looks the login up, so it answers
+# the same for registered and unknown emails.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # every failure, for staff, in the admin
+AXES_LOCKOUT_CALLABLE = "subscriptions.throttling.lockout_response"
+AXES_USERNAME_CALLABLE = "subscriptions.throttling.login_username"
+AXES_CLIENT_IP_CALLABLE = "subscriptions.throttling.client_ip_address"
+# Reverse proxies in front of the site that append to X-Forwarded-For; 0 means
+# visitors connect directly and REMOTE_ADDR is their address.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# Sign-up attempts one address may make per window (counted in Django's cache).
+SIGNUP_THROTTLE_LIMIT = env_int("SIGNUP_THROTTLE_LIMIT", 10)
+SIGNUP_THROTTLE_MINUTES = env_int("SIGNUP_THROTTLE_MINUTES", 60)

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# Set by the test run itself (the browser tests allow the ORM beside Playwright's loop).
+TEST_ONLY = {"DATABASE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
 
 
 def deploy_check(**env: str) -> subprocess.CompletedProcess:
@@ -16,7 +18,7 @@ def deploy_check(**env: str) -> subprocess.CompletedProcess:
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
         env={
-            **{name: value for name, value in os.environ.items() if name != "DATABASE_URL"},
+            **{name: value for name, value in os.environ.items() if name not in TEST_ONLY},
             "DJANGO_SETTINGS_MODULE": "billing_site.settings.production",
             "SECRET_KEY": secrets.token_urlsafe(50),
             "ALLOWED_HOSTS": "example.com",

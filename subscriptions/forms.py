@@ -26,7 +26,7 @@ class EmailAuthenticationForm(AuthenticationForm):
 class SignUpForm(forms.Form):
     email = forms.EmailField(
         label="Email address",
-        max_length=150,
+        max_length=254,  # the user's email column; the username adapts to any valid address
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
     password1 = forms.CharField(
@@ -46,6 +46,14 @@ class SignUpForm(forms.Form):
         if email_taken(email):
             raise forms.ValidationError(EMAIL_TAKEN, code=ErrorCode.EMAIL_TAKEN)
         return email
+
+    def add_service_error(self, error: forms.ValidationError) -> None:
+        """Show a refusal of the sign-up service on the form, on its field when it has one."""
+        if not hasattr(error, "error_dict"):
+            self.add_error(None, error)
+            return
+        for name, errors in error.error_dict.items():
+            self.add_error(name if name in self.fields else None, errors)
 
     def clean(self):
         cleaned = super().clean()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -18,6 +19,7 @@ from catalog.selection import parse_id, parse_selection
 from . import accounts, invoicing, lifecycle, ordering, plan_changes, quotes, selectors
 from .forms import CancelServiceForm, SignUpForm
 from .models import PlanChange, Service
+from .throttling import sign_up_attempt_allowed
 
 
 def _selection_fields(data) -> list[tuple[str, str]]:
@@ -228,18 +230,25 @@ def signup(request):
     if request.user.is_authenticated:
         return redirect("subscriptions:account")
     form = SignUpForm(request.POST or None)
+    if request.method == "POST" and not sign_up_attempt_allowed(request):
+        context = {"form": SignUpForm(), "throttled_minutes": settings.SIGNUP_THROTTLE_MINUTES}
+        return render(request, "registration/signup.html", context, status=429)
     if request.method == "POST" and form.is_valid():
-        user = accounts.customer_sign_up(
-            email=form.cleaned_data["email"], password=form.cleaned_data["password1"]
-        )
-        login(request, user, backend="subscriptions.backends.EmailBackend")
-        messages.success(request, "Welcome! Your account is ready.")
-        next_url = request.POST.get("next", "")
-        if next_url and url_has_allowed_host_and_scheme(
-            next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-        ):
-            return redirect(next_url)
-        return redirect("subscriptions:account")
+        try:
+            user = accounts.customer_sign_up(
+                email=form.cleaned_data["email"], password=form.cleaned_data["password1"]
+            )
+        except ValidationError as error:
+            form.add_service_error(error)
+        else:
+            login(request, user, backend="subscriptions.backends.EmailBackend")
+            messages.success(request, "Welcome! Your account is ready.")
+            next_url = request.POST.get("next", "")
+            if next_url and url_has_allowed_host_and_scheme(
+                next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+            ):
+                return redirect(next_url)
+            return redirect("subscriptions:account")
     return render(
         request, "registration/signup.html", {"form": form, "next": request.GET.get("next", "")}
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 from django.urls import reverse
 
 from catalog.demo import load_demo
@@ -35,6 +35,10 @@ def store(db, staff_user, customer):
     )
     invoice = order.invoices.get()
     invoice_record_payment(invoice=invoice, amount=invoice.total, recorded_by=staff_user)
+    # The login records (django-axes): a login, then a failed attempt (a login would clear it).
+    login = reverse("login")
+    Client().post(login, {"username": "ann@example.com", "password": "ann-password-1"})
+    Client().post(login, {"username": "nobody@example.com", "password": "wrong"})
 
 
 @pytest.mark.parametrize("page", PAGES)

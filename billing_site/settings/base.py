@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 
 from .env import env_bool, env_int, env_list, env_str
 
@@ -25,6 +27,8 @@ INSTALLED_APPS = [
     "polymorphic",
     "djmoney",
     "django_tasks",
+    "axes",
+    "csp",
     "catalog",
     "provisioning",
     "storefront",
@@ -35,6 +39,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "billing_site.middleware.RejectNulBytesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -42,6 +47,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes requires: turns a lockout into its response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "billing_site.urls"
@@ -71,6 +79,18 @@ DATABASES = {
         conn_max_age=60,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server, db_worker and the billing run write to one file at once.
+    # WAL lets readers run beside a writer; IMMEDIATE takes the write lock when
+    # a transaction starts, so a transaction that read first never fails to
+    # upgrade its lock ("database is locked"), it waits up to the timeout
+    # instead. synchronous=NORMAL is safe under WAL and spares an fsync per commit.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env_int("SQLITE_BUSY_TIMEOUT_SECONDS", 20),
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        **DATABASES["default"].get("OPTIONS", {}),
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -116,6 +136,8 @@ TASKS = {
 
 # Customers sign in with their email address; staff may still use a username.
 AUTHENTICATION_BACKENDS = [
+    # First: refuses any login attempt while its account or address is locked out.
+    "axes.backends.AxesStandaloneBackend",
     "subscriptions.backends.EmailBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
@@ -137,3 +159,42 @@ PROVISIONING_LEASE_SECONDS = env_int("PROVISIONING_LEASE_SECONDS", 60)
 # The billing run reminds customers this many days ahead of a trial's end and
 # of a renewal (0 sends no reminders).
 BILLING_REMINDER_DAYS = env_int("BILLING_REMINDER_DAYS", 3)
+
+# Login throttling (django-axes, attempts kept in the database so every server
+# process and machine shares them). After LOGIN_FAILURE_LIMIT wrong passwords
+# the login typed and, separately, the address are locked out for
+# LOGIN_LOCKOUT_MINUTES. The lockout never looks the login up, so it answers
+# the same for registered and unknown emails.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # every failure, for staff, in the admin
+AXES_LOCKOUT_CALLABLE = "subscriptions.throttling.lockout_response"
+AXES_USERNAME_CALLABLE = "subscriptions.throttling.login_username"
+AXES_CLIENT_IP_CALLABLE = "subscriptions.throttling.client_ip_address"
+# Reverse proxies in front of the site that append to X-Forwarded-For; 0 means
+# visitors connect directly and REMOTE_ADDR is their address.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# Sign-up attempts one address may make per window (counted in Django's cache).
+SIGNUP_THROTTLE_LIMIT = env_int("SIGNUP_THROTTLE_LIMIT", 10)
+SIGNUP_THROTTLE_MINUTES = env_int("SIGNUP_THROTTLE_MINUTES", 60)
+
+# Content-Security-Policy (django-csp): scripts, styles, fonts and images only
+# from this site, no inline script or style anywhere (the storefront and the
+# admin keep theirs in static files), nothing may frame the pages, and forms
+# post only here. Uploaded icons are served from MEDIA_URL on this site too.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [SELF],
+    }
+}

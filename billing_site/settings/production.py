@@ -7,7 +7,7 @@ import os
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .env import env_bool, env_list
+from .env import env_bool, env_int, env_list
 
 DEBUG = False
 
@@ -23,6 +23,14 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
 CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HSTS starts at one hour, as Django's docs advise: a mistake (a subdomain still
+# on plain HTTP) then wears off within the hour. Raise SECURE_HSTS_SECONDS to
+# 31536000 once every subdomain serves HTTPS. The preload flag only lets the
+# site be submitted to browsers' preload lists (which need a year); it adds
+# nobody by itself.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
 # Static files are served by the application itself, compressed and cache-busted.
 MIDDLEWARE = [
     MIDDLEWARE[0],  # noqa: F405 (SecurityMiddleware stays first)

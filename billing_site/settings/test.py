@@ -12,3 +12,6 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Sign-ups are counted per address in the process-wide cache, and every test
+# client is 127.0.0.1; the throttle's own tests set a low limit.
+SIGNUP_THROTTLE_LIMIT = 1000

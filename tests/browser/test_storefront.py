@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 from djmoney.money import Money
+from playwright.sync_api import expect
 
 from catalog.models import Variant
 from catalog.services import package_set_scaling_targets
@@ -69,9 +70,8 @@ def test_switching_pricing_option_and_currency_updates_variant_prices_in_place(
     assert page.url.endswith(f"?price={annual.pk}")
 
     page.select_option("#currency-select", "EUR")
-    page.wait_for_function(
-        "document.querySelector('#variant-os option').textContent.includes('EUR')"
-    )
+    # Locator waits, not wait_for_function: the page's CSP forbids evaluating strings.
+    expect(page.locator("#variant-os option").first).to_contain_text("EUR")
 
     assert option_texts(page) == [
         "Windows Server (+140.00\xa0EUR / year)",
@@ -101,7 +101,7 @@ def test_the_order_button_follows_the_currency_of_the_chosen_option(page, live_s
     assert page.locator("[data-order-button]").is_enabled()
 
     page.select_option("#currency-select", "EUR")
-    page.wait_for_function("document.querySelector('[data-order-button]').disabled")
+    expect(page.locator("[data-order-button]")).to_be_disabled()
 
     reason = page.locator("[data-order-reason]").inner_text()
     assert reason == "The “Biennial” option is not sold in EUR."

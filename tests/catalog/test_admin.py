@@ -6,6 +6,7 @@ the page renders, with its current value, plus the changes a test makes.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from html.parser import HTMLParser
 
@@ -19,6 +20,7 @@ from djmoney.money import Money
 from catalog.demo import load_demo
 from catalog.models import (
     Catalog,
+    NotificationEvent,
     Package,
     PackageFeature,
     PackagePrice,
@@ -304,6 +306,15 @@ class TestSummary:
         assert_saved(response)
         package.refresh_from_db()
         assert package.notification_preferences == ["order_placed", "trial_ending"]
+
+    def test_a_new_package_starts_with_every_customer_email_ticked(self, staff_client):
+        # Found by a new user: the add page had every preference unticked, so the
+        # first package's customers got no email at all.
+        html = staff_client.get(reverse("admin:catalog_package_add")).content.decode()
+
+        boxes = re.findall(r'<input[^>]*name="notification_preferences"[^>]*>', html)
+        assert len(boxes) == len(NotificationEvent.values)
+        assert all(" checked" in box for box in boxes)
 
     def test_an_unknown_notification_event_is_refused(self, staff_client, package):
         errors = page_errors(

@@ -6,6 +6,7 @@ from catalog.availability import Offer, VariantChoice
 from catalog.currency import format_money
 from catalog.models import Feature, Package, PackageFeature, PackagePrice, PackageQuota, Quota
 from catalog.text import plural
+from provisioning.service_types import ServiceType
 
 
 def price_text(offer: Offer) -> str:
@@ -53,6 +54,13 @@ def trial_text(package: Package) -> str:
     if package.trial_mode == Package.TrialMode.INSIDE:
         return f"Trial: the first {length} of your first paid period."
     return f"Free trial: {length} before your first paid period."
+
+
+def service_type_text(package: Package) -> str:
+    """The kind of service, unless it is the catch-all staff pick for anything else."""
+    if package.service_type == ServiceType.EXTENSIBLE:
+        return ""
+    return package.get_service_type_display()
 
 
 def trial_badge(package: Package) -> str:

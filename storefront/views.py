@@ -239,6 +239,7 @@ def _package_page(
         "selected": selected,
         "trial": display.trial_text(package),
         "trial_badge": display.trial_badge(package),
+        "service_type": display.service_type_text(package),
         "stock_badge": display.stock_badge(package),
         "features": [
             {"name": value.feature.name, "text": display.feature_value(value), "value": value}

@@ -27,12 +27,12 @@ from catalog.availability import (
     package_refusal,
     variant_choice,
 )
-from catalog.currency import is_store_currency
+from catalog.currency import format_money, is_store_currency
 from catalog.errors import ErrorCode, refuse
 from catalog.models import Package, PackagePrice, Variant, VariantOption
 from catalog.selectors import packages_for_order
 from catalog.stock import stock_covers
-from catalog.text import plural
+from catalog.text import trial_offer
 from provisioning.plugins.base import Plugin, form_error_messages
 from provisioning.registry import plugin_for
 
@@ -91,7 +91,12 @@ class Quote:
         if not self.trial_applies:
             return ""
         package = self.package
-        return f"{plural(package.trial_period, package.trial_interval)} ({package.get_trial_mode_display()})"
+        return trial_offer(
+            period=package.trial_period,
+            interval=package.trial_interval,
+            inside=package.trial_mode == Package.TrialMode.INSIDE,
+            then=f"{format_money(self.recurring_total)} {self.price.period_suffix()}",
+        )
 
     @property
     def variants_snapshot(self) -> list[dict[str, str]]:

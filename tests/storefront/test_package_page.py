@@ -324,6 +324,19 @@ class TestContent:
         assert "Free trial: 14 days before your first paid period." in page(client, outside)
         assert "Trial: the first 1 month of your first paid period." in page(client, inside)
 
+    def test_customers_read_no_staff_wording(self, client, catalog):
+        # Found by a new customer: "Tier 2" and "Extensible (any other service)" on the page.
+        package = priced_package(catalog=catalog, tier=2, service_type="extensible")
+
+        html = page(client, package)
+
+        assert "Tier 2" not in html
+        assert "Extensible" not in html
+        assert "any other service" not in html
+
+    def test_the_kind_of_service_is_shown_when_it_means_something(self, client, catalog):
+        assert "Web meeting" in page(client, priced_package(catalog=catalog, service_type="meet"))
+
     def test_features_and_quotas_are_listed_with_units_and_overage_prices(self, client, catalog):
         package = priced_package(catalog=catalog, overages_enabled=True)
         PackageFeatureFactory(package=package, feature=FeatureFactory(name="Recording"))

@@ -158,8 +158,27 @@ def test_the_quote_shows_trial_and_first_due_date(customer):
     )  # fmt: skip
 
     assert quote.trial_applies
-    assert "1 week" in quote.trial_label
+    # In words a customer understands (it read "1 week (Outside: free trial before …)").
+    assert quote.trial_label == (
+        "Free 1-week trial from when your service is ready, then 12.00\xa0USD / month."
+    )
     assert (quote.first_due_at - quote.quoted_at).days == 7
+
+
+def test_an_inside_trial_is_worded_as_part_of_the_first_period(customer):
+    package, monthly, options = shop_package(
+        trial_period=14, trial_interval="day", trial_mode="inside"
+    )
+
+    quote = order_quote(
+        package=package, price=monthly, variant_options=[options["eu"]], quantity=1,
+        currency="USD", customer=customer,
+    )  # fmt: skip
+
+    assert quote.trial_label == (
+        "Your first period starts with a free 14-day trial once your service is ready; "
+        "12.00\xa0USD / month is due when the trial ends."
+    )
 
 
 def test_a_repeated_checkout_token_returns_the_order_already_placed(customer):

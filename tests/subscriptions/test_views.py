@@ -111,7 +111,7 @@ def test_checkout_reviews_every_line_before_the_order(customer_client):
     )
     page = response.content.decode()
     assert response.status_code == 200
-    for text in ("Monthly", "Region: Europe", "Setup fee", "Signup fee", "7 days",
+    for text in ("Monthly", "Region: Europe", "Setup fee", "Signup fee", "Free 7-day trial",
                  "First payment due", "Total due today", "9.00"):  # fmt: skip
         assert text in page, text
     assert "Place order" in page

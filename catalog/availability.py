@@ -108,6 +108,16 @@ def offer(option: PackagePrice, currency: str) -> Offer:
     return Offer(option=option, currency=currency, amount=amount)
 
 
+def offer_refusal(sold: Offer) -> Refusal | None:
+    """Why the option cannot be bought in the offer's currency; None when it can."""
+    if sold.is_available:
+        return None
+    return Refusal(
+        ErrorCode.PRICE_NOT_IN_CURRENCY,
+        Reason.PRICE_NOT_PRICED.format(name=sold.option.name, currency=sold.currency),
+    )
+
+
 def package_offers(package: Package, currency: str) -> list[Offer]:
     return [offer(option, currency) for option in package.enabled_prices()]
 
@@ -192,11 +202,9 @@ def scaling_offer(
             ErrorCode.NO_SAME_PRICE, f"“{target.name}” has no “{price_name}” pricing option."
         )
     sold = offer(price, currency)
-    if not sold.is_available:
-        return Refusal(
-            ErrorCode.PRICE_NOT_IN_CURRENCY,
-            Reason.PRICE_NOT_PRICED.format(name=price.name, currency=currency),
-        )
+    refusal = offer_refusal(sold)
+    if refusal is not None:
+        return refusal
     if (price.type, price.time_interval, price.billing_period) != (
         price_type,
         time_interval,

@@ -19,10 +19,10 @@ from djmoney.money import Money
 
 from catalog.availability import (
     Offer,
-    Reason,
     VariantChoice,
     customer_variants,
     offer,
+    offer_refusal,
     offered_variants,
     package_refusal,
     variant_choice,
@@ -161,11 +161,9 @@ def check_price(package: Package, price: PackagePrice | None, currency: str) -> 
             ErrorCode.PRICE_DISABLED, f"The pricing option “{price.name}” is not available."
         )
     sold = offer(price, currency)
-    if not sold.is_available:
-        raise refuse(
-            ErrorCode.PRICE_NOT_IN_CURRENCY,
-            Reason.PRICE_NOT_PRICED.format(name=price.name, currency=currency),
-        )
+    refusal = offer_refusal(sold)
+    if refusal is not None:
+        raise refusal.error()
     return sold
 
 

@@ -11,7 +11,6 @@ from .models import (
     InvoiceLine,
     Order,
     OrderLine,
-    Payment,
     PlanChange,
     ProvisioningJob,
     Service,
@@ -43,7 +42,7 @@ class RecordAdmin(admin.ModelAdmin):
 
 
 class SnapshotAdmin(RecordAdmin):
-    """Orders, invoices and payments: what was sold, as it was sold."""
+    """Orders and invoices: what was sold, as it was sold."""
 
     def has_change_permission(self, request, obj=None):
         return False
@@ -88,12 +87,6 @@ class InvoiceLineInline(ReadOnlyInline):
     fields = ["description", "unit_amount", "quantity", "amount"]
 
 
-class PaymentInline(ReadOnlyInline):
-    model = Payment
-    fields = ["amount", "method", "reference", "recorded_by", "created_at"]
-    readonly_fields = fields
-
-
 @admin.register(Invoice)
 class InvoiceAdmin(SnapshotAdmin):
     list_display = ["number", "customer", "kind", "order", "service", "total", "status",
@@ -101,28 +94,8 @@ class InvoiceAdmin(SnapshotAdmin):
     list_filter = ["status", "kind", "currency"]
     search_fields = ["customer__email"]
     list_select_related = ["customer", "order", "service"]
-    inlines = [InvoiceLineInline, PaymentInline]
-    actions = ["mark_paid"]
-
-    @admin.action(description="Mark selected invoices paid (records a payment of the balance)")
-    def mark_paid(self, request, queryset):
-        def pay(invoice):
-            services.invoice_record_payment(
-                invoice=invoice,
-                amount=services.invoice_balance(invoice),
-                method=Payment.Method.STAFF,
-                reference=f"marked paid by {request.user}",
-                recorded_by=request.user,
-            )
-
-        _run(self, request, queryset, pay, "{count} invoice(s) marked paid.")
-
-
-@admin.register(Payment)
-class PaymentAdmin(SnapshotAdmin):
-    list_display = ["invoice", "amount", "method", "reference", "recorded_by", "created_at"]
-    list_filter = ["method"]
-    list_select_related = ["invoice", "recorded_by"]
+    inlines = [InvoiceLineInline]
+    # payments.admin extends this page with payments, refunds and credit notes.
 
 
 class PlanChangeInline(ReadOnlyInline):

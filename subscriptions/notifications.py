@@ -25,7 +25,7 @@ from djmoney.money import Money
 from catalog.models import NotificationEvent, Package, PriceType
 from storefront.currency import format_money
 
-from .models import Invoice, Order, Payment, Service
+from .models import Invoice, Order, Service
 
 Event = NotificationEvent
 
@@ -108,8 +108,18 @@ def notify_order_placed(*, order: Order, invoice: Invoice, package: Package) -> 
     )
 
 
-def notify_invoice(event: str, invoice: Invoice, *, payment: Payment | None = None) -> None:
-    """An invoice issued or paid; a zero invoice settles itself and is not worth an email."""
+def notify_invoice(
+    event: str,
+    invoice: Invoice,
+    *,
+    payment_amount: Money | None = None,
+    balance: Money | None = None,
+) -> None:
+    """An invoice issued or paid; a zero invoice settles itself and is not worth an email.
+
+    The payments app, which alone knows payments, passes a payment's amount and
+    the balance left.
+    """
     if invoice.total.amount == 0:
         return
     if invoice.service_id:
@@ -117,11 +127,9 @@ def notify_invoice(event: str, invoice: Invoice, *, payment: Payment | None = No
     else:
         package, package_name = invoice.order.package, invoice.order.package_name
     context = {"package_name": package_name, **_invoice_context(invoice)}
-    if payment is not None:
-        from .services import invoice_balance
-
-        context["payment_amount"] = _money(payment.amount)
-        context["balance"] = _money(invoice_balance(invoice))
+    if payment_amount is not None:
+        context["payment_amount"] = _money(payment_amount)
+        context["balance"] = _money(balance)
     notify(event=event, package=package, customer_id=invoice.customer_id, context=context)
 
 

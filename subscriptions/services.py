@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Prefetch, Sum
+from django.db.models import F, Prefetch, Q
 from django.utils import timezone
 from djmoney.money import Money
 
@@ -43,6 +42,7 @@ from storefront.selectors import (
     variant_choice,
 )
 
+from .invoicing import invoice_issue
 from .jobs import provisioning_job_cancel_open, provisioning_job_enqueue
 from .models import (
     Invoice,
@@ -50,7 +50,6 @@ from .models import (
     LineKind,
     Order,
     OrderLine,
-    Payment,
     PlanChange,
     ProvisioningJob,
     Service,
@@ -609,9 +608,10 @@ def order_place(
                 pk__in=[service.pk for service in services[:locked_taken]]
             ).update(took_stock=True)
 
+    invoice_issue(invoice=invoice)
     notify_order_placed(order=order, invoice=invoice, package=package)
     if invoice.total.amount == 0:
-        _invoice_settle(invoice, order)
+        invoice_settle(invoice, order)
     return order
 
 
@@ -636,7 +636,11 @@ def _order_mark_paid(order: Order) -> None:
         provisioning_job_enqueue(service=service, action=ProvisioningJob.Action.CREATE)
 
 
-def _invoice_settle(invoice: Invoice, order: Order | None = None) -> None:
+def invoice_settle(invoice: Invoice, order: Order | None = None) -> None:
+    """The invoice is paid in full: its order is paid, or its service's period moves on.
+
+    Called by payments.services.payment_record holding the invoice's row lock.
+    """
     invoice.status = Invoice.Status.PAID
     invoice.paid_at = timezone.now()
     invoice.save(update_fields=["status", "paid_at"])
@@ -648,67 +652,23 @@ def _invoice_settle(invoice: Invoice, order: Order | None = None) -> None:
             _order_mark_paid(order)
 
 
-@transaction.atomic
-def invoice_record_payment(
-    *,
-    invoice: Invoice,
-    amount: Money,
-    method: str = Payment.Method.STAFF,
-    reference: str = "",
-    recorded_by=None,
-) -> Payment:
-    """The one place a payment is recorded; a gateway calls this too.
+def order_never_provisioned(order: Order) -> bool:
+    """No service of the order was ever set up by its provider."""
+    return not order.services.filter(Q(activated_at__isnull=False) | ~Q(remote_id="")).exists()
 
-    When the invoice is paid in full, its order is paid and provisioning starts.
+
+@transaction.atomic
+def order_cancel(*, order: Order, refunded: bool = False) -> Order:
+    """Cancel an order that is not paid yet: its invoice and services end, stock comes back.
+
+    `refunded`: its payment was given back (payments.services.payment_refund), so
+    a paid order may be cancelled too, as long as nothing was provisioned yet.
     """
-    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
-    if invoice.status != Invoice.Status.UNPAID:
-        raise ValidationError(
-            f"Invoice {invoice.number} is {invoice.get_status_display().lower()}; "
-            "it takes no payment.",
-            code="invoice_not_unpaid",
-        )
-    if str(amount.currency) != invoice.currency:
-        raise ValidationError(
-            f"Invoice {invoice.number} is in {invoice.currency}, not {amount.currency}.",
-            code="payment_currency",
-        )
-    paid = _paid(invoice)
-    balance = invoice.total.amount - paid
-    if amount.amount <= 0 or amount.amount > balance:
-        raise ValidationError(
-            f"A payment must be above zero and at most the balance of {balance} {invoice.currency}.",
-            code="payment_amount",
-        )
-    payment = Payment(
-        invoice=invoice,
-        amount=amount,
-        method=method,
-        reference=reference,
-        recorded_by=recorded_by,
-    )
-    payment.full_clean(exclude=["invoice", "recorded_by"])
-    payment.save()
-    notify_invoice(NotificationEvent.PAYMENT_RECEIVED, invoice, payment=payment)
-    if paid + amount.amount >= invoice.total.amount:
-        _invoice_settle(invoice)
-    return payment
-
-
-def _paid(invoice: Invoice) -> Decimal:
-    # Payments are in the invoice's currency: invoice_record_payment refuses any other.
-    return invoice.payments.aggregate(total=Sum("amount"))["total"] or Decimal("0")
-
-
-def invoice_balance(invoice: Invoice) -> Money:
-    return Money(invoice.total.amount - _paid(invoice), invoice.currency)
-
-
-@transaction.atomic
-def order_cancel(*, order: Order) -> Order:
-    """Cancel an order that is not paid yet: its invoice and services end, stock comes back."""
     order = Order.objects.select_for_update().get(pk=order.pk)
-    if order.status != Order.Status.AWAITING_PAYMENT:
+    cancellable = order.status == Order.Status.AWAITING_PAYMENT or (
+        refunded and order.status == Order.Status.PAID and order_never_provisioned(order)
+    )
+    if not cancellable:
         raise ValidationError(
             f"Order {order.number} is {order.get_status_display().lower()}; "
             "only an order awaiting payment can be cancelled.",
@@ -913,9 +873,10 @@ def _service_invoice(
         quantity=1,
         amount=amount,
     )
+    invoice_issue(invoice=invoice)
     notify_invoice(NotificationEvent.INVOICE_CREATED, invoice)
     if amount.amount == 0:
-        _invoice_settle(invoice)
+        invoice_settle(invoice)
     return invoice
 
 

@@ -15,7 +15,7 @@ from storefront.currency import get_currency
 
 from . import plan_changes, selectors, services
 from .forms import CancelServiceForm, SignUpForm
-from .models import PlanChange, Service
+from .models import Invoice, PlanChange, Service
 
 
 def _selection_fields(data) -> list[tuple[str, str]]:
@@ -57,6 +57,10 @@ def checkout(request, catalog_slug: str, package_slug: str):
             errors = error.messages
         else:
             messages.success(request, f"Thank you: order {order.number} is placed.")
+            unpaid = order.invoices.filter(status=Invoice.Status.UNPAID).first()
+            if unpaid is not None:
+                # Straight to paying it (the payments app's page, found by URL name).
+                return redirect("payments:invoice", pk=unpaid.pk)
             return redirect("subscriptions:order", pk=order.pk)
     if not errors:
         try:
@@ -218,16 +222,6 @@ def service_drop_change(request, pk: int):
         plan_changes.plan_change_cancel(change=change, customer=request.user)
         messages.success(request, f"Your service stays {service.package_name}.")
     return redirect("subscriptions:service", pk=service.pk)
-
-
-@login_required
-def invoice_detail(request, pk: int):
-    invoice = selectors.customer_invoice_or_404(customer=request.user, pk=pk)
-    return render(
-        request,
-        "subscriptions/invoice.html",
-        {"invoice": invoice, "balance": services.invoice_balance(invoice)},
-    )
 
 
 def signup(request):

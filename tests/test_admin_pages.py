@@ -7,10 +7,13 @@ from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.test import RequestFactory
 from django.urls import reverse
+from djmoney.money import Money
 
 from catalog.demo import load_demo
 from catalog.models import Package
-from subscriptions.services import invoice_record_payment, order_place
+from payments.demo import load_demo_gateways
+from payments.services import credit_adjust, payment_record, payment_refund
+from subscriptions.services import order_place
 
 REGISTERED_MODELS = sorted(admin.site._registry, key=lambda model: model._meta.label)
 PAGES = ["changelist", "add", "change"]
@@ -20,6 +23,7 @@ PAGES = ["changelist", "add", "change"]
 def store(db, staff_user, customer):
     """At least one object of every model the admin shows: a demo store with a paid order."""
     load_demo()
+    load_demo_gateways()
     Group.objects.create(name="Support")
     package = Package.objects.filter(name="VPS S").get()
     price = package.prices.get(name="Monthly")
@@ -33,7 +37,11 @@ def store(db, staff_user, customer):
         checkout_fields={"label": "demo-vps"},
     )
     invoice = order.invoices.get()
-    invoice_record_payment(invoice=invoice, amount=invoice.total, recorded_by=staff_user)
+    payment = payment_record(
+        method="bank_transfer", invoice=invoice, amount=invoice.total, recorded_by=staff_user
+    )
+    payment_refund(payment=payment, amount=Money(1, "USD"), reason="goodwill")
+    credit_adjust(customer=customer, amount=Money(5, "USD"), note="welcome credit")
 
 
 @pytest.mark.parametrize("page", PAGES)

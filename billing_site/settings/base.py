@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "provisioning",
     "storefront",
     "subscriptions",
+    "payments",
 ]
 
 MIDDLEWARE = [
@@ -131,3 +132,12 @@ PROVISIONING_RETRY_BASE_SECONDS = env_int("PROVISIONING_RETRY_BASE_SECONDS", 30)
 # The billing run reminds customers this many days ahead of a trial's end and
 # of a renewal (0 sends no reminders).
 BILLING_REMINDER_DAYS = env_int("BILLING_REMINDER_DAYS", 3)
+
+# Invoices: numbered when issued, gapless per year, e.g. INV-2026-000123.
+BILLING_INVOICE_PREFIX = env_str("BILLING_INVOICE_PREFIX", "INV")
+# The seller printed on every invoice document.
+BILLING_SELLER_NAME = env_str("BILLING_SELLER_NAME", "Example Hosting Ltd")
+BILLING_SELLER_ADDRESS = env_str("BILLING_SELLER_ADDRESS", "1 Example Street\n12345 Example City")
+BILLING_SELLER_TAX_ID = env_str("BILLING_SELLER_TAX_ID", "")
+# A file path or URL of the logo printed on invoices (empty: none).
+BILLING_SELLER_LOGO = env_str("BILLING_SELLER_LOGO", "")

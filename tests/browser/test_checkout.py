@@ -8,9 +8,9 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from catalog.models import Catalog
+from payments.services import payment_record
 from subscriptions.jobs import provisioning_job_run
 from subscriptions.models import Order, ProvisioningJob, Service
-from subscriptions.services import invoice_record_payment
 from tests.factories import WebhookInstanceFactory
 from tests.subscriptions.helpers import shop_package
 
@@ -61,7 +61,7 @@ def test_a_customer_orders_a_package_and_sees_the_service_become_active(
     # Staff record the payment; the worker's job runs here, synchronously.
     order = Order.objects.get()
     invoice = order.invoices.get()
-    invoice_record_payment(invoice=invoice, amount=invoice.total)
+    payment_record(method="bank_transfer", invoice=invoice, amount=invoice.total)
     job = ProvisioningJob.objects.get()
     assert provisioning_job_run(job_id=job.pk) == "done"
 

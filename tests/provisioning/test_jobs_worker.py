@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from payments.services import payment_record
 from subscriptions.models import ProvisioningJob, Service
-from subscriptions.services import invoice_record_payment
 from tests.factories import WebhookInstanceFactory
 from tests.subscriptions.helpers import shop_package
 from tests.subscriptions.test_order_place import place
@@ -60,7 +60,7 @@ def paid_services(customer, url: str, count: int = 1) -> list[Service]:
         checkout_fields={"label": "worker"},
     )  # fmt: skip
     invoice = order.invoices.get()
-    invoice_record_payment(invoice=invoice, amount=invoice.total)
+    payment_record(method="bank_transfer", invoice=invoice, amount=invoice.total)
     return list(order.services.order_by("id"))
 
 

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
+from payments.services import payment_record
 from provisioning.plugins.webhook import SIGNATURE_HEADER, verify
 from subscriptions.jobs import provisioning_job_run
 from subscriptions.models import ProvisioningJob, Service
-from subscriptions.services import invoice_record_payment
 from tests.factories import WebhookInstanceFactory
 from tests.subscriptions.helpers import shop_package
 from tests.subscriptions.test_order_place import place
@@ -29,7 +29,7 @@ def webhook_service(customer, url, timeout=2) -> Service:
         customer, package, monthly, [options["eu"]], checkout_fields={"label": "team-room"}
     )
     invoice = order.invoices.get()
-    invoice_record_payment(invoice=invoice, amount=invoice.total)
+    payment_record(method="bank_transfer", invoice=invoice, amount=invoice.total)
     return order.services.get()
 
 

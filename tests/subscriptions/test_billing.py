@@ -10,9 +10,10 @@ import pytest
 from django.core.management import call_command
 
 from catalog.models import PackagePriceAmount, VariantPriceAmount
+from payments.services import payment_record
 from subscriptions.billing import services_run_billing
 from subscriptions.models import Invoice, ProvisioningJob, Service
-from subscriptions.services import invoice_record_payment, service_request_cancellation
+from subscriptions.services import service_request_cancellation
 from tests.factories import PackageFactory, PackagePriceAmountFactory, PackagePriceFactory
 
 from .helpers import usd
@@ -27,7 +28,7 @@ def renewals(service: Service):
 
 
 def pay(invoice: Invoice) -> None:
-    invoice_record_payment(invoice=invoice, amount=invoice.total)
+    payment_record(method="bank_transfer", invoice=invoice, amount=invoice.total)
 
 
 def test_a_period_that_ends_is_billed_once_however_often_billing_runs(customer):

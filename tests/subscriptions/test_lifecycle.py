@@ -8,11 +8,11 @@ from io import StringIO
 import pytest
 from django.core.exceptions import ValidationError
 
+from payments.services import payment_record
 from subscriptions.jobs import provisioning_job_complete, provisioning_job_run
 from subscriptions.models import ProvisioningJob, Service
 from subscriptions.periods import add_interval
 from subscriptions.services import (
-    invoice_record_payment,
     service_request_cancellation,
     service_start,
     service_suspend,
@@ -32,7 +32,7 @@ def paid_service(customer, **package_kwargs) -> Service:
     package, monthly, options = shop_package(**package_kwargs)
     order = place(customer, package, monthly, [options["eu"]])
     invoice = order.invoices.get()
-    invoice_record_payment(invoice=invoice, amount=invoice.total)
+    payment_record(method="bank_transfer", invoice=invoice, amount=invoice.total)
     return order.services.get()
 
 

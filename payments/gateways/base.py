@@ -1,0 +1,79 @@
+"""What every payment gateway plugin offers the rest of the platform.
+
+A gateway is a class with a `key` in payments/registry.py and a
+GatewayInstance subclass holding one configured account of it. The services
+call only the methods below; a gateway never records a payment itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django import forms
+from djmoney.money import Money
+
+
+class NoFieldsForm(forms.Form):
+    """A gateway that asks the customer for nothing on our page."""
+
+
+@dataclass(frozen=True)
+class ConnectionResult:
+    ok: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class ChargeRequest:
+    """One attempt to take `amount` for an invoice, as plain data."""
+
+    amount: Money
+    invoice_number: str
+    customer_email: str
+    # The same key for a retried attempt: the gateway charges once.
+    idempotency_key: str
+    data: dict
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    """ok=False is a decline: recorded as a failed payment, shown to the customer."""
+
+    ok: bool
+    transaction_id: str
+    message: str = ""
+    method: str = "card"
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    ok: bool
+    refund_id: str = ""
+    message: str = ""
+
+
+class GatewayError(Exception):
+    """The gateway could not be reached or answered nonsense; nothing is recorded."""
+
+
+class Gateway:
+    key: str = ""
+    name: str = ""
+    # True: customers pay on our page through charge(); False: they follow instructions.
+    online: bool = True
+    # The customer's form on the invoice page (card fields of the test gateway).
+    payment_form: type[forms.Form] = NoFieldsForm
+
+    def test_connection(self, instance) -> ConnectionResult:
+        raise NotImplementedError
+
+    def instructions(self, instance, invoice) -> str:
+        """What the customer reads to pay an invoice by hand ("" for an online gateway)."""
+        return ""
+
+    def charge(self, instance, request: ChargeRequest) -> ChargeResult:
+        raise NotImplementedError
+
+    def refund(self, instance, payment, amount: Money, idempotency_key: str) -> RefundResult:
+        """Give `amount` of `payment` back to the customer through the gateway."""
+        raise NotImplementedError

@@ -1,0 +1,335 @@
+"""Writes of money in: payments recorded, charged, refunded; account credit moved.
+
+`payment_record` is the one function that records money received against an
+invoice: staff, gateways and account credit all go through it. It takes the
+invoice's row lock (after its order's, the order `order_cancel` takes them
+in), so payments, cancellations and refunds of one invoice run one at a time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+from djmoney.money import Money
+
+from catalog.models import NotificationEvent
+from subscriptions.models import Invoice, Order
+from subscriptions.notifications import notify_invoice
+from subscriptions.services import invoice_settle, order_cancel, order_never_provisioned
+
+from .gateways.base import ChargeRequest, GatewayError
+from .models import CreditEntry, CreditNote, GatewayInstance, Payment
+
+ZERO = Decimal("0")
+
+
+def invoice_paid(invoice: Invoice) -> Money:
+    """What the invoice kept of the money received: less overpayments moved to credit and refunds."""
+    total = Payment.objects.filter(invoice=invoice, status__in=Payment.RECEIVED_STATUSES).aggregate(
+        kept=Sum(F("amount") - F("credited") - F("refunded"))
+    )["kept"]
+    # Payments are in the invoice's currency: payment_record refuses any other.
+    return Money(total or ZERO, invoice.currency)
+
+
+def invoice_balance(invoice: Invoice) -> Money:
+    """What is still to pay; nothing on an invoice that is settled or cancelled."""
+    if invoice.status != Invoice.Status.UNPAID:
+        return Money(ZERO, invoice.currency)
+    return invoice.total - invoice_paid(invoice)
+
+
+def credit_balance(*, customer, currency: str) -> Money:
+    total = CreditEntry.objects.filter(customer=customer, amount_currency=currency).aggregate(
+        total=Sum("amount")
+    )["total"]
+    return Money(total or ZERO, currency)
+
+
+def credit_balances(*, customer) -> list[Money]:
+    """The customer's account credit in each currency they have any."""
+    rows = (
+        CreditEntry.objects.filter(customer=customer)
+        .values("amount_currency")
+        .annotate(total=Sum("amount"))
+        .order_by("amount_currency")
+    )
+    return [Money(row["total"], row["amount_currency"]) for row in rows if row["total"]]
+
+
+def _lock_invoice(invoice: Invoice) -> Invoice:
+    if invoice.order_id:
+        # The order first, as order_cancel takes them: no deadlock with a cancellation.
+        Order.objects.select_for_update().filter(pk=invoice.order_id).exists()
+    return Invoice.objects.select_for_update().select_related("order", "service").get(pk=invoice.pk)
+
+
+@transaction.atomic
+def payment_record(
+    *,
+    invoice: Invoice,
+    amount: Money,
+    method: str,
+    gateway: GatewayInstance | None = None,
+    transaction_id: str = "",
+    reference: str = "",
+    received_at: datetime | None = None,
+    recorded_by=None,
+    status: str = Payment.Status.SUCCEEDED,
+    failure_message: str = "",
+) -> Payment:
+    """Record money received for `invoice` (or, with status failed, a declined attempt).
+
+    Partial payments add up; the payment that brings the balance to zero
+    settles the invoice (its order is paid, its service's period moves on).
+    What is paid beyond the balance becomes the customer's account credit.
+    Money a gateway took for an invoice already paid or cancelled is never
+    refused (it was received): all of it becomes account credit. A gateway's
+    transaction id is recorded once; reporting it again returns the first row.
+    """
+    invoice = _lock_invoice(invoice)
+    if gateway is not None and transaction_id:
+        known = Payment.objects.filter(gateway=gateway, transaction_id=transaction_id).first()
+        if known is not None:
+            return known
+    if str(amount.currency) != invoice.currency:
+        raise ValidationError(
+            f"Invoice {invoice.number} is in {invoice.currency}, not {amount.currency}.",
+            code="payment_currency",
+        )
+    if amount.amount <= 0:
+        raise ValidationError("A payment must be above zero.", code="payment_amount")
+    payable = invoice.status == Invoice.Status.UNPAID
+    if not payable and gateway is None and status == Payment.Status.SUCCEEDED:
+        raise ValidationError(
+            f"Invoice {invoice.number} is {invoice.get_status_display().lower()}; "
+            "it takes no payment.",
+            code="invoice_not_unpaid",
+        )
+    balance = invoice_balance(invoice)
+    zero = Money(ZERO, invoice.currency)
+    received = status == Payment.Status.SUCCEEDED
+    credited = max(amount - balance, zero) if received else zero
+    if method == Payment.Method.ACCOUNT_CREDIT and credited.amount:
+        raise ValidationError(
+            "Account credit pays at most the balance.", code="credit_beyond_balance"
+        )
+    payment = Payment(
+        invoice=invoice,
+        customer_id=invoice.customer_id,
+        amount=amount,
+        gateway=gateway,
+        method=method,
+        transaction_id=transaction_id,
+        reference=reference,
+        status=status,
+        failure_message=failure_message[:255],
+        credited=credited,
+        refunded=zero,
+        received_at=received_at or timezone.now(),
+        recorded_by=recorded_by,
+    )
+    payment.full_clean(exclude=["invoice", "customer", "gateway", "recorded_by"])
+    payment.save()
+    if not received:
+        return payment
+    if credited.amount:
+        CreditEntry.objects.create(
+            customer_id=invoice.customer_id,
+            amount=credited,
+            kind=CreditEntry.Kind.OVERPAYMENT,
+            invoice=invoice,
+            payment=payment,
+            note=f"Paid beyond the balance of invoice {invoice.number}",
+        )
+    left = max(balance - amount, zero)
+    notify_invoice(NotificationEvent.PAYMENT_RECEIVED, invoice, payment_amount=amount, balance=left)
+    if payable and left.amount == 0:
+        invoice_settle(invoice, invoice.order)
+    return payment
+
+
+def invoice_apply_credit(*, invoice: Invoice) -> Payment | None:
+    """Pay what account credit covers of an issued invoice (called as it is issued)."""
+    if invoice.status != Invoice.Status.UNPAID or not invoice.total.amount:
+        return None
+    # Read first without a lock: most customers have no credit, and checkout stays lean.
+    if credit_balance(customer=invoice.customer_id, currency=invoice.currency).amount <= 0:
+        return None
+    return _apply_credit(invoice)
+
+
+@transaction.atomic
+def _apply_credit(invoice: Invoice) -> Payment | None:
+    # One use of a customer's credit at a time: two invoices never spend it twice.
+    get_user_model().objects.select_for_update().filter(pk=invoice.customer_id).exists()
+    available = credit_balance(customer=invoice.customer_id, currency=invoice.currency)
+    if available.amount <= 0:
+        return None
+    use = min(available, invoice_balance(invoice))
+    if use.amount <= 0:
+        return None
+    payment = payment_record(
+        invoice=invoice,
+        amount=use,
+        method=Payment.Method.ACCOUNT_CREDIT,
+        reference="Account credit",
+    )
+    CreditEntry.objects.create(
+        customer_id=invoice.customer_id,
+        amount=-use,
+        kind=CreditEntry.Kind.APPLIED,
+        invoice=invoice,
+        payment=payment,
+        note=f"Applied to invoice {invoice.number}",
+    )
+    return payment
+
+
+@transaction.atomic
+def credit_adjust(*, customer, amount: Money, note: str) -> CreditEntry:
+    """Staff give (or take back) account credit by hand."""
+    if amount.amount == 0:
+        raise ValidationError("Enter an amount other than zero.", code="credit_zero")
+    get_user_model().objects.select_for_update().filter(pk=customer.pk).exists()
+    if (
+        amount.amount < 0
+        and credit_balance(customer=customer, currency=str(amount.currency)) < -amount
+    ):
+        raise ValidationError("The customer has less credit than that.", code="credit_short")
+    return CreditEntry.objects.create(
+        customer=customer, amount=amount, kind=CreditEntry.Kind.ADJUSTMENT, note=note
+    )
+
+
+def invoice_pay(
+    *, invoice: Invoice, customer, gateway: GatewayInstance, data: dict, attempt_key: str = ""
+) -> Payment:
+    """A customer pays the balance of their invoice through an online gateway.
+
+    The charge runs outside any transaction (no lock is held while the
+    gateway answers); its result is then recorded through payment_record, a
+    decline as a failed payment the customer and staff can see. The attempt
+    key makes a double-submitted form one charge and one payment.
+    """
+    if invoice.customer_id != customer.pk:
+        raise ValidationError("This is not your invoice.", code="not_owner")
+    gateway = gateway.get_real_instance()
+    plugin = gateway.plugin
+    if not plugin.online or not gateway.takes(invoice.currency):
+        raise ValidationError(
+            f"{gateway.name} does not take payments in {invoice.currency}.", code="gateway_refused"
+        )
+    balance = invoice_balance(invoice)
+    if balance.amount <= 0:
+        raise ValidationError(f"Invoice {invoice.number} has nothing to pay.", code="nothing_due")
+    key = f"invoice-{invoice.pk}-{attempt_key or uuid.uuid4().hex}"
+    try:
+        result = plugin.charge(
+            gateway,
+            ChargeRequest(
+                amount=balance,
+                invoice_number=invoice.number,
+                customer_email=customer.email,
+                idempotency_key=key,
+                data=data,
+            ),
+        )
+    except GatewayError as error:
+        raise ValidationError(
+            f"{gateway.name} could not be reached; nothing was charged. Try again. ({error})",
+            code="gateway_unreachable",
+        ) from error
+    return payment_record(
+        invoice=invoice,
+        amount=balance,
+        method=result.method,
+        gateway=gateway,
+        transaction_id=result.transaction_id,
+        reference=result.message if result.ok else "",
+        status=Payment.Status.SUCCEEDED if result.ok else Payment.Status.FAILED,
+        failure_message="" if result.ok else result.message,
+    )
+
+
+@transaction.atomic
+def payment_refund(
+    *, payment: Payment, amount: Money, reason: str = "", refunded_by=None
+) -> CreditNote:
+    """Give back part or all of a payment, with a credit note.
+
+    Through its gateway when it came through one; account credit goes back to
+    credit. The payment's row lock makes two refunds racing add up to at most
+    what was paid. An order refunded in full before any of its services was
+    provisioned is cancelled, and its stock comes back (once: order_cancel).
+    """
+    payment = Payment.objects.select_for_update().select_related("invoice").get(pk=payment.pk)
+    if payment.status not in (Payment.Status.SUCCEEDED,):
+        raise ValidationError(
+            f"A {payment.get_status_display().lower()} payment cannot be refunded.",
+            code="refund_status",
+        )
+    if str(amount.currency) != str(payment.amount.currency):
+        raise ValidationError(
+            f"The payment is in {payment.amount.currency}.", code="refund_currency"
+        )
+    refundable = payment.refundable
+    if amount.amount <= 0 or amount > refundable:
+        raise ValidationError(
+            f"A refund must be above zero and at most {refundable}.", code="refund_amount"
+        )
+    done = payment.refunded + amount
+    key = f"refund-{payment.pk}-{done.amount}"
+    message = ""
+    if payment.method == Payment.Method.ACCOUNT_CREDIT:
+        CreditEntry.objects.create(
+            customer_id=payment.customer_id,
+            amount=amount,
+            kind=CreditEntry.Kind.REFUND,
+            invoice_id=payment.invoice_id,
+            payment=payment,
+            note=f"Refund of credit applied to invoice {payment.invoice.number}",
+        )
+    elif payment.gateway_id:
+        gateway = payment.gateway.get_real_instance()
+        try:
+            result = gateway.plugin.refund(gateway, payment, amount, key)
+        except GatewayError as error:
+            raise ValidationError(
+                f"{gateway.name} could not be reached; nothing was refunded. ({error})",
+                code="gateway_unreachable",
+            ) from error
+        if not result.ok:
+            raise ValidationError(
+                f"{gateway.name} refused the refund: {result.message}", code="refund_refused"
+            )
+        message = result.refund_id or result.message
+    payment.refunded = done
+    if payment.refundable.amount == 0:
+        payment.status = Payment.Status.REFUNDED
+    payment.save(update_fields=["refunded", "status"])
+    note = CreditNote.objects.create(
+        customer_id=payment.customer_id,
+        invoice_id=payment.invoice_id,
+        payment=payment,
+        kind=CreditNote.Kind.REFUND,
+        amount=amount,
+        reason=" – ".join(part for part in (reason, message) if part)[:255],
+        created_by=refunded_by,
+    )
+    invoice = payment.invoice
+    if (
+        invoice.order_id
+        and invoice_paid(invoice).amount == 0
+        and invoice.order.status == Order.Status.PAID
+        and order_never_provisioned(invoice.order)
+    ):
+        order_cancel(order=invoice.order, refunded=True)
+    return note

@@ -34,7 +34,7 @@ from .models import (
     CreditNote,
     GatewayInstance,
     Payment,
-    TestGateway,
+    TestCardGateway,
 )
 
 
@@ -62,7 +62,7 @@ class BankTransferGatewayAdmin(GatewayInstanceChildAdmin):
     fields = ["name", "is_active", "currencies", "sort_order", "instructions"]
 
 
-@admin.register(TestGateway)
+@admin.register(TestCardGateway)
 class TestGatewayAdmin(GatewayInstanceChildAdmin):
     fields = ["name", "is_active", "currencies", "sort_order"]
 
@@ -70,7 +70,7 @@ class TestGatewayAdmin(GatewayInstanceChildAdmin):
 @admin.register(GatewayInstance)
 class GatewayInstanceAdmin(PolymorphicParentModelAdmin):
     base_model = GatewayInstance
-    child_models = [BankTransferGateway, TestGateway]
+    child_models = [BankTransferGateway, TestCardGateway]
     list_display = ["name", "gateway_name", "currencies", "is_active", "payment_count"]
     list_filter = [PolymorphicChildModelFilter, "is_active"]
     search_fields = ["name"]

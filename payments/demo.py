@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from .models import BankTransferGateway, GatewayInstance, TestGateway
+from .models import BankTransferGateway, GatewayInstance, TestCardGateway
 
 
 def load_demo_gateways() -> bool:
@@ -12,7 +12,7 @@ def load_demo_gateways() -> bool:
     if GatewayInstance.objects.exists():
         return False
     currencies = ",".join(settings.BILLING_CURRENCIES)
-    TestGateway.objects.create(
+    TestCardGateway.objects.create(
         name="Test card (demo: no real money)", currencies=currencies, sort_order=0
     )
     BankTransferGateway.objects.create(

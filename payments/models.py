@@ -94,10 +94,11 @@ class BankTransferGateway(GatewayInstance):
         verbose_name = "bank transfer gateway"
 
 
-class TestGateway(GatewayInstance):
+class TestCardGateway(GatewayInstance):
     """Approves or declines Stripe's test card numbers; moves no real money."""
 
     plugin_key = "test"
+    __test__ = False  # a model, not a test class pytest should collect
 
     class Meta:
         verbose_name = "test gateway (no real money)"

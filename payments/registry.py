@@ -7,8 +7,8 @@ from functools import cache
 from django.utils.module_loading import import_string
 
 GATEWAYS = {
-    "bank_transfer": "payments.gateways.bank_transfer.BankTransferGateway",
-    "test": "payments.gateways.testcards.TestGateway",
+    "bank_transfer": "payments.gateways.bank_transfer.BankTransferPlugin",
+    "test": "payments.gateways.testcards.TestCardPlugin",
 }
 
 

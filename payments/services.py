@@ -68,7 +68,11 @@ def _lock_invoice(invoice: Invoice) -> Invoice:
     if invoice.order_id:
         # The order first, as order_cancel takes them: no deadlock with a cancellation.
         Order.objects.select_for_update().filter(pk=invoice.order_id).exists()
-    return Invoice.objects.select_for_update().select_related("order", "service").get(pk=invoice.pk)
+    return (
+        Invoice.objects.select_for_update(of=("self",))
+        .select_related("order", "service")
+        .get(pk=invoice.pk)
+    )
 
 
 @transaction.atomic
@@ -270,7 +274,11 @@ def payment_refund(
     what was paid. An order refunded in full before any of its services was
     provisioned is cancelled, and its stock comes back (once: order_cancel).
     """
-    payment = Payment.objects.select_for_update().select_related("invoice").get(pk=payment.pk)
+    payment = (
+        Payment.objects.select_for_update(of=("self",))
+        .select_related("invoice", "invoice__order")
+        .get(pk=payment.pk)
+    )
     if payment.status not in (Payment.Status.SUCCEEDED,):
         raise ValidationError(
             f"A {payment.get_status_display().lower()} payment cannot be refunded.",

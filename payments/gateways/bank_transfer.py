@@ -5,7 +5,7 @@ from __future__ import annotations
 from .base import ConnectionResult, Gateway, RefundResult
 
 
-class BankTransferGateway(Gateway):
+class BankTransferPlugin(Gateway):
     key = "bank_transfer"
     name = "Bank transfer"
     online = False

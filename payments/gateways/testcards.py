@@ -66,7 +66,7 @@ class TestCardForm(forms.Form):
         return self.cleaned_data["expiry"]
 
 
-class TestGateway(Gateway):
+class TestCardPlugin(Gateway):
     key = "test"
     name = "Test gateway (no real money)"
     payment_form = TestCardForm

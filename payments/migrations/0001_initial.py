@@ -47,7 +47,7 @@ class Migration(migrations.Migration):
             bases=('payments.gatewayinstance',),
         ),
         migrations.CreateModel(
-            name='TestGateway',
+            name='TestCardGateway',
             fields=[
                 ('gatewayinstance_ptr', models.OneToOneField(auto_created=True, on_delete=django.db.models.deletion.CASCADE, parent_link=True, primary_key=True, serialize=False, to='payments.gatewayinstance')),
             ],

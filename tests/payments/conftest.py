@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from payments.models import BankTransferGateway, TestGateway
+from payments.models import BankTransferGateway, TestCardGateway
 
 from .helpers import place_order
 
@@ -21,7 +21,7 @@ def invoice(order):
 
 @pytest.fixture
 def test_gateway(db):
-    return TestGateway.objects.create(name="Test card", currencies="USD,EUR")
+    return TestCardGateway.objects.create(name="Test card", currencies="USD,EUR")
 
 
 @pytest.fixture

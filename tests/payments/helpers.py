@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 from django.core.exceptions import ValidationError
@@ -10,11 +11,16 @@ from django.db import connection
 from subscriptions.services import order_place
 from tests.subscriptions.helpers import shop_package
 
+_packages = itertools.count()
+
 
 def place_order(customer, *, quantity=1, stock_qty=5, currency="USD", **package_kwargs):
     """An order of the shop package (America region): its invoice is unpaid, 19 USD a unit."""
     package, monthly, options = shop_package(
-        stock_qty=stock_qty, allow_quantity="multiple", **package_kwargs
+        variant_code=f"region{next(_packages)}",
+        stock_qty=stock_qty,
+        allow_quantity="multiple",
+        **package_kwargs,
     )
     return order_place(
         customer=customer,

@@ -195,7 +195,7 @@ class Payment(models.Model):
     @property
     def status_label(self) -> str:
         if self.status == self.Status.SUCCEEDED and self.refunded.amount:
-            return f"Partly refunded ({self.refunded})"
+            return f"Partly refunded ({self.refunded.amount} {self.refunded.currency})"
         return self.get_status_display()
 
 

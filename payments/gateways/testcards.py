@@ -37,7 +37,7 @@ def luhn_valid(number: str) -> bool:
     return total % 10 == 0
 
 
-class TestCardForm(forms.Form):
+class CardForm(forms.Form):
     number = forms.CharField(
         label="Card number",
         max_length=23,
@@ -69,7 +69,7 @@ class TestCardForm(forms.Form):
 class TestCardPlugin(Gateway):
     key = "test"
     name = "Test gateway (no real money)"
-    payment_form = TestCardForm
+    payment_form = CardForm
 
     def test_connection(self, instance) -> ConnectionResult:
         return ConnectionResult(True, "The test gateway is always reachable; it moves no money.")

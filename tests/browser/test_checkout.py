@@ -55,8 +55,9 @@ def test_a_customer_orders_a_package_and_sees_the_service_become_active(
 
     page.fill("#id_checkout-label", "cara-room")
     page.get_by_role("button", name="Place order").click()
-    page.wait_for_url(re.compile(r"/account/orders/\d+/"))
-    assert "Awaiting payment" in page.locator("#order-status").inner_text()
+    # Not free: the checkout goes straight on to paying the invoice.
+    page.wait_for_url(re.compile(r"/account/invoices/\d+/"))
+    assert "Unpaid" in page.locator("#invoice-status").inner_text()
 
     # Staff record the payment; the worker's job runs here, synchronously.
     order = Order.objects.get()

@@ -6,47 +6,16 @@ Marked postgres: a worker is another process, so it needs a database server
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-from django.db import connection
 
 from payments.services import payment_record
 from subscriptions.models import ProvisioningJob, Service
 from tests.factories import WebhookInstanceFactory
 from tests.subscriptions.helpers import shop_package
 from tests.subscriptions.test_order_place import place
+from tests.workers import start_worker, wait
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def start_worker(**env) -> subprocess.Popen:
-    db = connection.settings_dict
-    url = f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "db_worker", "--batch", "--no-reload",
-         "--no-startup-delay", "--interval", "0.1", "--verbosity", "0"],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "billing_site.settings.test",
-            "DATABASE_URL": url,
-            **{name: str(value) for name, value in env.items()},
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
-
-
-def wait(*workers: subprocess.Popen) -> None:
-    for worker in workers:
-        output, _ = worker.communicate(timeout=120)
-        assert worker.returncode == 0, output
 
 
 def paid_services(customer, url: str, count: int = 1) -> list[Service]:

@@ -34,7 +34,9 @@ from .models import (
     CreditNote,
     GatewayInstance,
     Payment,
+    StripeGateway,
     TestCardGateway,
+    WebhookEvent,
 )
 
 
@@ -67,10 +69,16 @@ class TestGatewayAdmin(GatewayInstanceChildAdmin):
     fields = ["name", "is_active", "currencies", "sort_order"]
 
 
+@admin.register(StripeGateway)
+class StripeGatewayAdmin(GatewayInstanceChildAdmin):
+    fields = ["name", "is_active", "currencies", "sort_order", "secret_key", "webhook_secret"]
+    secret_fields = ("secret_key", "webhook_secret")
+
+
 @admin.register(GatewayInstance)
 class GatewayInstanceAdmin(PolymorphicParentModelAdmin):
     base_model = GatewayInstance
-    child_models = [BankTransferGateway, TestCardGateway]
+    child_models = [BankTransferGateway, TestCardGateway, StripeGateway]
     list_display = ["name", "gateway_name", "currencies", "is_active", "payment_count"]
     list_filter = [PolymorphicChildModelFilter, "is_active"]
     search_fields = ["name"]
@@ -293,3 +301,10 @@ class CreditEntryAdmin(MoneyRecordAdmin):
     list_filter = ["kind", "amount_currency"]
     search_fields = ["customer__email", "note"]
     list_select_related = ["customer", "invoice"]
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(MoneyRecordAdmin):
+    list_display = ["event_id", "type", "gateway", "received_at"]
+    list_filter = ["type"]
+    search_fields = ["event_id"]

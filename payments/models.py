@@ -104,6 +104,45 @@ class TestCardGateway(GatewayInstance):
         verbose_name = "test gateway (no real money)"
 
 
+class StripeGateway(GatewayInstance):
+    """A Stripe account: customers pay on Stripe Checkout; webhooks report the result."""
+
+    plugin_key = "stripe"
+
+    secret_key = models.CharField(
+        max_length=255, help_text="The account's secret API key (sk_live_… or sk_test_…)."
+    )
+    webhook_secret = models.CharField(
+        "webhook signing secret",
+        max_length=255,
+        help_text="The endpoint's signing secret (whsec_…) from the Stripe dashboard; "
+        "the endpoint is /payments/gateways/<this gateway's id>/webhook/.",
+    )
+
+    class Meta:
+        verbose_name = "Stripe gateway"
+
+
+class WebhookEvent(models.Model):
+    """A gateway event handled: its id is stored in the transaction that handled it, once."""
+
+    gateway = models.ForeignKey(GatewayInstance, on_delete=models.CASCADE, related_name="+")
+    event_id = models.CharField(max_length=255)
+    type = models.CharField(max_length=100)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gateway", "event_id"], name="%(app_label)s_%(class)s_once_per_gateway"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"
+
+
 class Payment(models.Model):
     """Money received (or a charge attempted) against an invoice."""
 

@@ -9,6 +9,7 @@ from django.utils.module_loading import import_string
 GATEWAYS = {
     "bank_transfer": "payments.gateways.bank_transfer.BankTransferPlugin",
     "test": "payments.gateways.testcards.TestCardPlugin",
+    "stripe": "payments.gateways.stripe_checkout.StripePlugin",
 }
 
 

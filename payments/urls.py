@@ -12,4 +12,5 @@ urlpatterns = [
     path("account/invoices/<int:pk>/pay/<int:gateway_pk>/", views.invoice_pay, name="pay"),
     path("account/invoices/<int:pk>/document/", views.invoice_document, name="invoice_document"),
     path("account/invoices/<int:pk>/invoice.pdf", views.invoice_pdf, name="invoice_pdf"),
+    path("payments/gateways/<int:gateway_pk>/webhook/", views.gateway_webhook, name="webhook"),
 ]

@@ -8,12 +8,15 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from . import selectors, services
+from .gateways.base import WebhookRejected
 from .models import GatewayInstance
 
 
@@ -33,6 +36,7 @@ def _pay_options(invoice, posted_gateway=None, posted_form=None) -> list[dict]:
             {
                 "gateway": gateway,
                 "online": plugin.online,
+                "redirects": plugin.redirects,
                 "is_test": plugin.key == "test",
                 "form": form,
                 "instructions": plugin.instructions(gateway, invoice),
@@ -61,6 +65,8 @@ def _invoice_page(request, invoice, *, status=200, errors=(), gateway=None, form
 @login_required
 def invoice_detail(request, pk: int):
     invoice = selectors.invoice_for_customer_or_404(customer=request.user, pk=pk)
+    if request.GET.get("paid") and invoice.status == invoice.Status.UNPAID:
+        messages.info(request, "Thank you: your payment is being confirmed.")
     return _invoice_page(request, invoice)
 
 
@@ -72,6 +78,8 @@ def invoice_pay(request, pk: int, gateway_pk: int):
     if gateway is None:
         raise Http404("No such payment method.")
     gateway = gateway.get_real_instance()
+    if gateway.plugin.redirects:
+        return _checkout_redirect(request, invoice, gateway)
     form = gateway.plugin.payment_form(request.POST, prefix=f"gateway{gateway.pk}")
     if not form.is_valid():
         return _invoice_page(request, invoice, status=400, gateway=gateway, form=form)
@@ -92,6 +100,38 @@ def invoice_pay(request, pk: int, gateway_pk: int):
     if invoice.order_id:
         return redirect("subscriptions:order", pk=invoice.order_id)
     return redirect("payments:invoice", pk=invoice.pk)
+
+
+def _checkout_redirect(request, invoice, gateway):
+    page = request.build_absolute_uri(reverse("payments:invoice", args=[invoice.pk]))
+    try:
+        url = services.invoice_checkout_start(
+            invoice=invoice,
+            customer=request.user,
+            gateway=gateway,
+            success_url=f"{page}?paid=1",
+            cancel_url=page,
+            attempt_key=request.POST.get("attempt_key", "")[:64],
+        )
+    except ValidationError as error:
+        return _invoice_page(request, invoice, status=409, errors=error.messages)
+    return redirect(url)
+
+
+@csrf_exempt
+@require_POST
+def gateway_webhook(request, gateway_pk: int):
+    """A gateway's signed event; only a verified one is acted on, and each one once."""
+    gateway = GatewayInstance.objects.filter(pk=gateway_pk).first()
+    if gateway is None or not gateway.get_real_instance().plugin.redirects:
+        raise Http404("No such gateway.")
+    gateway = gateway.get_real_instance()
+    try:
+        event = gateway.plugin.parse_webhook(gateway, request.body, request.headers)
+    except WebhookRejected as error:
+        return JsonResponse({"error": str(error)}, status=400)
+    result = services.gateway_event_handle(gateway=gateway, event=event)
+    return JsonResponse({"received": True, "result": result})
 
 
 def _document_context(invoice) -> dict:

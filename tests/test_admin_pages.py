@@ -12,6 +12,7 @@ from djmoney.money import Money
 from catalog.demo import load_demo
 from catalog.models import Package
 from payments.demo import load_demo_gateways
+from payments.models import StripeGateway, WebhookEvent
 from payments.services import credit_adjust, payment_record, payment_refund
 from subscriptions.services import order_place
 
@@ -42,6 +43,10 @@ def store(db, staff_user, customer):
     )
     payment_refund(payment=payment, amount=Money(1, "USD"), reason="goodwill")
     credit_adjust(customer=customer, amount=Money(5, "USD"), note="welcome credit")
+    stripe = StripeGateway.objects.create(
+        name="Stripe", currencies="USD", secret_key="sk_test_x", webhook_secret="whsec_x"
+    )
+    WebhookEvent.objects.create(gateway=stripe, event_id="evt_1", type="customer.created")
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -141,3 +141,6 @@ BILLING_SELLER_ADDRESS = env_str("BILLING_SELLER_ADDRESS", "1 Example Street\n12
 BILLING_SELLER_TAX_ID = env_str("BILLING_SELLER_TAX_ID", "")
 # A file path or URL of the logo printed on invoices (empty: none).
 BILLING_SELLER_LOGO = env_str("BILLING_SELLER_LOGO", "")
+
+# Stripe's API address. Only the tests point it at a local stand-in server.
+STRIPE_API_BASE = env_str("STRIPE_API_BASE", "https://api.stripe.com")

@@ -56,6 +56,21 @@ class GatewayError(Exception):
     """The gateway could not be reached or answered nonsense; nothing is recorded."""
 
 
+class WebhookRejected(Exception):
+    """A webhook whose signature, age or body does not hold up; answered 400, never handled."""
+
+
+@dataclass(frozen=True)
+class GatewayEvent:
+    """What a verified webhook reports: a payment received for an invoice, or nothing to do."""
+
+    event_id: str
+    type: str
+    invoice_id: int | None = None
+    amount: Money | None = None
+    transaction_id: str = ""
+
+
 class Gateway:
     key: str = ""
     name: str = ""
@@ -63,6 +78,9 @@ class Gateway:
     online: bool = True
     # The customer's form on the invoice page (card fields of the test gateway).
     payment_form: type[forms.Form] = NoFieldsForm
+    # True: the customer pays on the gateway's own page (checkout_url), which reports back
+    # through a signed webhook (parse_webhook).
+    redirects: bool = False
 
     def test_connection(self, instance) -> ConnectionResult:
         raise NotImplementedError
@@ -76,4 +94,22 @@ class Gateway:
 
     def refund(self, instance, payment, amount: Money, idempotency_key: str) -> RefundResult:
         """Give `amount` of `payment` back to the customer through the gateway."""
+        raise NotImplementedError
+
+    def checkout_url(
+        self,
+        instance,
+        *,
+        invoice,
+        amount: Money,
+        customer_email: str,
+        success_url: str,
+        cancel_url: str,
+        idempotency_key: str,
+    ) -> str:
+        """The gateway's page where the customer pays `amount` of `invoice` (redirects only)."""
+        raise NotImplementedError
+
+    def parse_webhook(self, instance, payload: bytes, headers) -> GatewayEvent:
+        """The verified event of a webhook request; raise WebhookRejected otherwise."""
         raise NotImplementedError

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection, transaction
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
-from payments.models import GatewayInstance, Payment, TestCardGateway
+from payments.models import GatewayInstance, Payment, StripeGateway, TestCardGateway
 from payments.services import credit_balance, invoice_paid, payment_record, payment_refund
 from subscriptions.invoicing import invoice_issue
 from subscriptions.models import Invoice, Order
@@ -18,6 +20,7 @@ from subscriptions.services import order_cancel
 from tests.subscriptions.helpers import usd
 
 from .helpers import place_order, race
+from .stripe_standin import event, paid_session, sign
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -92,3 +95,28 @@ def test_a_payment_racing_a_cancellation_leaves_a_consistent_state(customer, rou
     assert set(order.services.values_list("status", flat=True)) == (
         {"pending"} if order.status == Order.Status.PAID else {"cancelled"}
     )
+
+
+def test_the_same_webhook_delivered_twice_at_once_records_one_payment(customer):
+    gateway = StripeGateway.objects.create(
+        name="Stripe", currencies="USD", secret_key="sk_test_x", webhook_secret="whsec_race"
+    )
+    invoice = place_order(customer).invoices.get()
+    body = event("evt_race", "checkout.session.completed", paid_session(invoice, 1900, "pi_r"))
+    url = reverse("payments:webhook", args=[gateway.pk])
+    answers: list[str] = []
+
+    def deliver():
+        response = Client().post(
+            url, data=body, content_type="application/json",
+            headers={"Stripe-Signature": sign(body, "whsec_race")},
+        )  # fmt: skip
+        answers.append(response.json()["result"])
+
+    outcomes = race([deliver, deliver])
+
+    assert outcomes == ["ok", "ok"], outcomes
+    assert sorted(answers)[0] == "duplicate" and sorted(answers)[1].startswith("payment ")
+    assert Payment.objects.filter(invoice=invoice).count() == 1
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.PAID

@@ -1,0 +1,134 @@
+"""Stripe through the official SDK: Checkout Sessions, refunds, signed webhooks.
+
+Every API call carries an idempotency key, so a retried request (ours or the
+SDK's own network retries) acts once at Stripe. Payments are recorded from
+webhooks only, whose signature and age the SDK verifies; the payment intent id
+is the transaction id, so the session's and the intent's events for one
+payment, in any order and however often, record one payment.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import stripe
+from django.conf import settings
+from djmoney.money import Money
+
+from .base import (
+    ConnectionResult,
+    Gateway,
+    GatewayError,
+    GatewayEvent,
+    RefundResult,
+    WebhookRejected,
+)
+
+# Stripe's default tolerance: a signed event older than this is a replay.
+WEBHOOK_TOLERANCE_SECONDS = 300
+PAID_SESSION_EVENTS = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
+
+
+def minor_units(amount: Money) -> int:
+    """Cents: the store's currencies have two decimal places."""
+    return int((amount.amount * 100).to_integral_exact())
+
+
+def from_minor_units(value: int, currency: str) -> Money:
+    return Money(Decimal(value) / 100, currency.upper())
+
+
+class StripePlugin(Gateway):
+    key = "stripe"
+    name = "Stripe"
+    online = True
+    redirects = True
+
+    def client(self, instance) -> stripe.StripeClient:
+        return stripe.StripeClient(
+            instance.secret_key,
+            base_addresses={"api": settings.STRIPE_API_BASE},
+            max_network_retries=2,
+        )
+
+    def test_connection(self, instance) -> ConnectionResult:
+        try:
+            balance = self.client(instance).v1.balance.retrieve()
+        except stripe.StripeError as error:
+            return ConnectionResult(False, error.user_message or str(error))
+        mode = "live" if balance.livemode else "test"
+        return ConnectionResult(True, f"Connected to Stripe ({mode} mode).")
+
+    def checkout_url(
+        self, instance, *, invoice, amount, customer_email, success_url, cancel_url, idempotency_key
+    ) -> str:
+        metadata = {"invoice_id": str(invoice.pk), "invoice_number": invoice.number}
+        try:
+            session = self.client(instance).v1.checkout.sessions.create(
+                params={
+                    "mode": "payment",
+                    "customer_email": customer_email,
+                    "client_reference_id": str(invoice.pk),
+                    "line_items": [
+                        {
+                            "quantity": 1,
+                            "price_data": {
+                                "currency": str(amount.currency).lower(),
+                                "unit_amount": minor_units(amount),
+                                "product_data": {"name": f"Invoice {invoice.number}"},
+                            },
+                        }
+                    ],
+                    "metadata": metadata,
+                    "payment_intent_data": {"metadata": metadata},
+                    "success_url": success_url,
+                    "cancel_url": cancel_url,
+                },
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as error:
+            raise GatewayError(error.user_message or str(error)) from error
+        return session.url
+
+    def refund(self, instance, payment, amount, idempotency_key: str) -> RefundResult:
+        try:
+            refund = self.client(instance).v1.refunds.create(
+                params={"payment_intent": payment.transaction_id, "amount": minor_units(amount)},
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as error:
+            raise GatewayError(error.user_message or str(error)) from error
+        ok = refund.status in ("succeeded", "pending")
+        return RefundResult(ok=ok, refund_id=refund.id, message=refund.status)
+
+    def parse_webhook(self, instance, payload: bytes, headers) -> GatewayEvent:
+        try:
+            event = stripe.Webhook.construct_event(
+                payload,
+                headers.get("Stripe-Signature", ""),
+                instance.webhook_secret,
+                tolerance=WEBHOOK_TOLERANCE_SECONDS,
+            )
+        except (ValueError, stripe.SignatureVerificationError) as error:
+            raise WebhookRejected(str(error)) from error
+        data = event.data.object.to_dict()
+        metadata = data.get("metadata") or {}
+        invoice_id = metadata.get("invoice_id", "")
+        invoice_id = int(invoice_id) if str(invoice_id).isdigit() else None
+        if event.type in PAID_SESSION_EVENTS and data.get("payment_status") == "paid":
+            return GatewayEvent(
+                event_id=event.id,
+                type=event.type,
+                invoice_id=invoice_id,
+                amount=from_minor_units(data["amount_total"], data["currency"]),
+                transaction_id=data.get("payment_intent") or "",
+            )
+        if event.type == "payment_intent.succeeded":
+            return GatewayEvent(
+                event_id=event.id,
+                type=event.type,
+                invoice_id=invoice_id,
+                amount=from_minor_units(data["amount_received"], data["currency"]),
+                transaction_id=data["id"],
+            )
+        return GatewayEvent(event_id=event.id, type=event.type)

@@ -34,6 +34,7 @@ from .models import (
     CreditNote,
     GatewayInstance,
     Payment,
+    SavedPaymentMethod,
     StripeGateway,
     TestCardGateway,
     WebhookEvent,
@@ -308,3 +309,10 @@ class WebhookEventAdmin(MoneyRecordAdmin):
     list_display = ["event_id", "type", "gateway", "received_at"]
     list_filter = ["type"]
     search_fields = ["event_id"]
+
+
+@admin.register(SavedPaymentMethod)
+class SavedPaymentMethodAdmin(MoneyRecordAdmin):
+    list_display = ["label", "customer", "gateway", "is_default", "created_at"]
+    search_fields = ["customer__email", "gateway_method_id"]
+    list_select_related = ["customer", "gateway"]

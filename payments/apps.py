@@ -10,4 +10,8 @@ class PaymentsConfig(AppConfig):
         from . import receivers
 
         # subscriptions may not import payments: it announces, payments acts.
-        invoice_issued.connect(receivers.apply_credit_to_issued_invoice, dispatch_uid="payments")
+        # Credit first: what it leaves unpaid is what a saved card is charged.
+        invoice_issued.connect(
+            receivers.apply_credit_to_issued_invoice, dispatch_uid="payments_credit"
+        )
+        invoice_issued.connect(receivers.charge_issued_renewal, dispatch_uid="payments_renewal")

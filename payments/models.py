@@ -143,6 +143,38 @@ class WebhookEvent(models.Model):
         return f"{self.type} {self.event_id}"
 
 
+class SavedPaymentMethod(models.Model):
+    """A card a customer let a gateway keep, charged off-session when a renewal is issued."""
+
+    customer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_payment_methods"
+    )
+    gateway = models.ForeignKey(GatewayInstance, on_delete=models.PROTECT, related_name="+")
+    # The gateway's ids of the customer and of the method (Stripe: cus_…, pm_…).
+    gateway_customer_id = models.CharField(max_length=255)
+    gateway_method_id = models.CharField(max_length=255)
+    label = models.CharField(max_length=120)
+    is_default = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-is_default", "-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gateway", "gateway_method_id"],
+                name="%(app_label)s_%(class)s_method_once_per_gateway",
+            ),
+            models.UniqueConstraint(
+                fields=["customer"],
+                condition=Q(is_default=True),
+                name="%(app_label)s_%(class)s_one_default_per_customer",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+
 class Payment(models.Model):
     """Money received (or a charge attempted) against an invoice."""
 

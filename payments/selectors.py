@@ -7,7 +7,7 @@ from django.http import Http404
 
 from subscriptions.models import Invoice
 
-from .models import CreditEntry, CreditNote, GatewayInstance, Payment
+from .models import CreditEntry, CreditNote, GatewayInstance, Payment, SavedPaymentMethod
 
 
 def _invoice_page_queryset() -> QuerySet[Invoice]:
@@ -62,3 +62,14 @@ def customer_payments(*, customer) -> QuerySet[Payment]:
 
 def customer_credit_entries(*, customer) -> QuerySet[CreditEntry]:
     return CreditEntry.objects.filter(customer=customer).select_related("invoice")
+
+
+def customer_saved_methods(*, customer) -> QuerySet[SavedPaymentMethod]:
+    return SavedPaymentMethod.objects.filter(customer=customer).select_related("gateway")
+
+
+def customer_saved_method_or_404(*, customer, pk: int) -> SavedPaymentMethod:
+    method = customer_saved_methods(customer=customer).filter(pk=pk).first()
+    if method is None:
+        raise Http404("No such payment method.")
+    return method

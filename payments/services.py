@@ -25,7 +25,14 @@ from subscriptions.notifications import notify_invoice
 from subscriptions.services import invoice_settle, order_cancel, order_never_provisioned
 
 from .gateways.base import ChargeRequest, GatewayError, GatewayEvent
-from .models import CreditEntry, CreditNote, GatewayInstance, Payment, WebhookEvent
+from .models import (
+    CreditEntry,
+    CreditNote,
+    GatewayInstance,
+    Payment,
+    SavedPaymentMethod,
+    WebhookEvent,
+)
 
 ZERO = Decimal("0")
 
@@ -271,6 +278,7 @@ def invoice_checkout_start(
     success_url: str,
     cancel_url: str,
     attempt_key: str = "",
+    save_card: bool = False,
 ) -> str:
     """The gateway's page where the customer pays the balance (a redirecting gateway)."""
     if invoice.customer_id != customer.pk:
@@ -294,6 +302,7 @@ def invoice_checkout_start(
             cancel_url=cancel_url,
             # The balance is in the key: a part payment since then is a new checkout.
             idempotency_key=f"checkout-{invoice.pk}-{balance.amount}-{attempt_key}",
+            save_card=save_card,
         )
     except GatewayError as error:
         raise ValidationError(
@@ -333,7 +342,71 @@ def gateway_event_handle(*, gateway: GatewayInstance, event: GatewayEvent) -> st
     except ValidationError as error:
         # Kept as handled: the same event would be refused again. Staff see it in the log.
         return f"refused: {' '.join(error.messages)}"
+    if event.gateway_method_id:
+        saved_method_save(
+            customer=invoice.customer,
+            gateway=gateway,
+            gateway_customer_id=event.gateway_customer_id,
+            gateway_method_id=event.gateway_method_id,
+            label=event.method_label,
+        )
     return f"payment {payment.pk}"
+
+
+# --- saved payment methods and off-session charges of renewals ---------------
+
+
+@transaction.atomic
+def saved_method_save(
+    *, customer, gateway, gateway_customer_id: str, gateway_method_id: str, label: str
+) -> SavedPaymentMethod:
+    """Keep a method the customer let the gateway save; their first one is the default."""
+    get_user_model().objects.select_for_update().filter(pk=customer.pk).exists()
+    method, created = SavedPaymentMethod.objects.get_or_create(
+        gateway=gateway,
+        gateway_method_id=gateway_method_id,
+        defaults={
+            "customer": customer,
+            "gateway_customer_id": gateway_customer_id,
+            "label": label,
+            "is_default": not customer.saved_payment_methods.filter(is_default=True).exists(),
+        },
+    )
+    return method
+
+
+@transaction.atomic
+def saved_method_make_default(*, method: SavedPaymentMethod, customer) -> SavedPaymentMethod:
+    if method.customer_id != customer.pk:
+        raise ValidationError("This is not your payment method.", code="not_owner")
+    get_user_model().objects.select_for_update().filter(pk=customer.pk).exists()
+    customer.saved_payment_methods.exclude(pk=method.pk).update(is_default=False)
+    method.is_default = True
+    method.save(update_fields=["is_default"])
+    return method
+
+
+@transaction.atomic
+def saved_method_remove(*, method: SavedPaymentMethod, customer) -> None:
+    """Forget a method here and at its gateway; the next one becomes the default."""
+    if method.customer_id != customer.pk:
+        raise ValidationError("This is not your payment method.", code="not_owner")
+    get_user_model().objects.select_for_update().filter(pk=customer.pk).exists()
+    gateway = method.gateway.get_real_instance()
+    try:
+        gateway.plugin.forget_method(gateway, method)
+    except GatewayError as error:
+        raise ValidationError(
+            f"{gateway.name} could not be reached; the card is kept. Try again. ({error})",
+            code="gateway_unreachable",
+        ) from error
+    was_default = method.is_default
+    method.delete()
+    if was_default:
+        following = customer.saved_payment_methods.first()
+        if following is not None:
+            following.is_default = True
+            following.save(update_fields=["is_default"])
 
 
 @transaction.atomic

@@ -78,11 +78,11 @@ def invoice_pay(request, pk: int, gateway_pk: int):
     if gateway is None:
         raise Http404("No such payment method.")
     gateway = gateway.get_real_instance()
-    if gateway.plugin.redirects:
-        return _checkout_redirect(request, invoice, gateway)
     form = gateway.plugin.payment_form(request.POST, prefix=f"gateway{gateway.pk}")
     if not form.is_valid():
         return _invoice_page(request, invoice, status=400, gateway=gateway, form=form)
+    if gateway.plugin.redirects:
+        return _checkout_redirect(request, invoice, gateway, form.cleaned_data)
     try:
         payment = services.invoice_pay(
             invoice=invoice,
@@ -102,7 +102,7 @@ def invoice_pay(request, pk: int, gateway_pk: int):
     return redirect("payments:invoice", pk=invoice.pk)
 
 
-def _checkout_redirect(request, invoice, gateway):
+def _checkout_redirect(request, invoice, gateway, data: dict):
     page = request.build_absolute_uri(reverse("payments:invoice", args=[invoice.pk]))
     try:
         url = services.invoice_checkout_start(
@@ -112,6 +112,7 @@ def _checkout_redirect(request, invoice, gateway):
             success_url=f"{page}?paid=1",
             cancel_url=page,
             attempt_key=request.POST.get("attempt_key", "")[:64],
+            save_card=bool(data.get("save_card")),
         )
     except ValidationError as error:
         return _invoice_page(request, invoice, status=409, errors=error.messages)
@@ -181,5 +182,31 @@ def billing(request):
             "credit": services.credit_balances(customer=customer),
             "credit_entries": selectors.customer_credit_entries(customer=customer)[:50],
             "payments": selectors.customer_payments(customer=customer)[:50],
+            "saved_methods": selectors.customer_saved_methods(customer=customer),
         },
     )
+
+
+def _saved_method_change(request, pk: int, change, done: str):
+    method = selectors.customer_saved_method_or_404(customer=request.user, pk=pk)
+    try:
+        change(method=method, customer=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, done.format(method=method))
+    return redirect("payments:billing")
+
+
+@login_required
+@require_POST
+def saved_method_make_default(request, pk: int):
+    return _saved_method_change(
+        request, pk, services.saved_method_make_default, "{method} pays your renewals now."
+    )
+
+
+@login_required
+@require_POST
+def saved_method_remove(request, pk: int):
+    return _saved_method_change(request, pk, services.saved_method_remove, "{method} is removed.")

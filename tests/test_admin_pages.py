@@ -12,7 +12,7 @@ from djmoney.money import Money
 from catalog.demo import load_demo
 from catalog.models import Package
 from payments.demo import load_demo_gateways
-from payments.models import StripeGateway, WebhookEvent
+from payments.models import SavedPaymentMethod, StripeGateway, WebhookEvent
 from payments.services import credit_adjust, payment_record, payment_refund
 from subscriptions.services import order_place
 
@@ -47,6 +47,10 @@ def store(db, staff_user, customer):
         name="Stripe", currencies="USD", secret_key="sk_test_x", webhook_secret="whsec_x"
     )
     WebhookEvent.objects.create(gateway=stripe, event_id="evt_1", type="customer.created")
+    SavedPaymentMethod.objects.create(
+        customer=customer, gateway=stripe, gateway_customer_id="cus_1",
+        gateway_method_id="pm_1", label="Visa 4242", is_default=True,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("page", PAGES)

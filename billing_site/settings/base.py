@@ -142,5 +142,8 @@ BILLING_SELLER_TAX_ID = env_str("BILLING_SELLER_TAX_ID", "")
 # A file path or URL of the logo printed on invoices (empty: none).
 BILLING_SELLER_LOGO = env_str("BILLING_SELLER_LOGO", "")
 
+# A declined automatic charge of a renewal is tried again this many days after each attempt.
+BILLING_RETRY_DAYS = [int(days) for days in env_list("BILLING_RETRY_DAYS", "1,3,5")]
+
 # Stripe's API address. Only the tests point it at a local stand-in server.
 STRIPE_API_BASE = env_str("STRIPE_API_BASE", "https://api.stripe.com")

@@ -69,6 +69,10 @@ class GatewayEvent:
     invoice_id: int | None = None
     amount: Money | None = None
     transaction_id: str = ""
+    # A method the customer asked the gateway to keep for later charges.
+    gateway_customer_id: str = ""
+    gateway_method_id: str = ""
+    method_label: str = ""
 
 
 class Gateway:
@@ -109,6 +113,13 @@ class Gateway:
     ) -> str:
         """The gateway's page where the customer pays `amount` of `invoice` (redirects only)."""
         raise NotImplementedError
+
+    def charge_saved(self, instance, method, request: ChargeRequest) -> ChargeResult:
+        """Charge a saved method with the customer away (a renewal); same contract as charge()."""
+        raise NotImplementedError
+
+    def forget_method(self, instance, method) -> None:
+        """Tell the gateway to drop a saved method; raise GatewayError when it cannot."""
 
     def parse_webhook(self, instance, payload: bytes, headers) -> GatewayEvent:
         """The verified event of a webhook request; raise WebhookRejected otherwise."""

@@ -12,10 +12,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 import stripe
+from django import forms
 from django.conf import settings
 from djmoney.money import Money
 
 from .base import (
+    ChargeRequest,
+    ChargeResult,
     ConnectionResult,
     Gateway,
     GatewayError,
@@ -38,11 +41,18 @@ def from_minor_units(value: int, currency: str) -> Money:
     return Money(Decimal(value) / 100, currency.upper())
 
 
+class SaveCardForm(forms.Form):
+    save_card = forms.BooleanField(
+        label="Save the card to pay renewals automatically", required=False, initial=True
+    )
+
+
 class StripePlugin(Gateway):
     key = "stripe"
     name = "Stripe"
     online = True
     redirects = True
+    payment_form = SaveCardForm
 
     def client(self, instance) -> stripe.StripeClient:
         return stripe.StripeClient(
@@ -60,9 +70,24 @@ class StripePlugin(Gateway):
         return ConnectionResult(True, f"Connected to Stripe ({mode} mode).")
 
     def checkout_url(
-        self, instance, *, invoice, amount, customer_email, success_url, cancel_url, idempotency_key
+        self,
+        instance,
+        *,
+        invoice,
+        amount,
+        customer_email,
+        success_url,
+        cancel_url,
+        idempotency_key,
+        save_card=False,
     ) -> str:
         metadata = {"invoice_id": str(invoice.pk), "invoice_number": invoice.number}
+        intent = {"metadata": metadata}
+        extra = {}
+        if save_card:
+            # Kept at Stripe for renewals: a Stripe customer to attach the card to.
+            intent["setup_future_usage"] = "off_session"
+            extra["customer_creation"] = "always"
         try:
             session = self.client(instance).v1.checkout.sessions.create(
                 params={
@@ -80,9 +105,10 @@ class StripePlugin(Gateway):
                         }
                     ],
                     "metadata": metadata,
-                    "payment_intent_data": {"metadata": metadata},
+                    "payment_intent_data": intent,
                     "success_url": success_url,
                     "cancel_url": cancel_url,
+                    **extra,
                 },
                 options={"idempotency_key": idempotency_key},
             )
@@ -100,6 +126,39 @@ class StripePlugin(Gateway):
             raise GatewayError(error.user_message or str(error)) from error
         ok = refund.status in ("succeeded", "pending")
         return RefundResult(ok=ok, refund_id=refund.id, message=refund.status)
+
+    def charge_saved(self, instance, method, request: ChargeRequest) -> ChargeResult:
+        try:
+            intent = self.client(instance).v1.payment_intents.create(
+                params={
+                    "amount": minor_units(request.amount),
+                    "currency": str(request.amount.currency).lower(),
+                    "customer": method.gateway_customer_id,
+                    "payment_method": method.gateway_method_id,
+                    "off_session": True,
+                    "confirm": True,
+                    "description": f"Invoice {request.invoice_number}",
+                    "metadata": request.data,
+                },
+                options={"idempotency_key": request.idempotency_key},
+            )
+        except stripe.CardError as error:
+            # A decline: the attempt is recorded as failed, the schedule retries it.
+            return ChargeResult(False, "", error.user_message or str(error))
+        except stripe.StripeError as error:
+            raise GatewayError(error.user_message or str(error)) from error
+        if intent.status != "succeeded":
+            return ChargeResult(False, "", f"The charge is {intent.status.replace('_', ' ')}.")
+        return ChargeResult(True, intent.id, "Charged the saved card.")
+
+    def forget_method(self, instance, method) -> None:
+        try:
+            self.client(instance).v1.payment_methods.detach(
+                method.gateway_method_id,
+                options={"idempotency_key": f"detach-{method.gateway_method_id}"},
+            )
+        except stripe.StripeError as error:
+            raise GatewayError(error.user_message or str(error)) from error
 
     def parse_webhook(self, instance, payload: bytes, headers) -> GatewayEvent:
         try:
@@ -124,11 +183,16 @@ class StripePlugin(Gateway):
                 transaction_id=data.get("payment_intent") or "",
             )
         if event.type == "payment_intent.succeeded":
+            saved = data.get("setup_future_usage") == "off_session" and data.get("customer")
+            method_id = data.get("payment_method") or ""
             return GatewayEvent(
                 event_id=event.id,
                 type=event.type,
                 invoice_id=invoice_id,
                 amount=from_minor_units(data["amount_received"], data["currency"]),
                 transaction_id=data["id"],
+                gateway_customer_id=data["customer"] if saved and method_id else "",
+                gateway_method_id=method_id if saved else "",
+                method_label=f"Card saved at Stripe ({method_id[-4:]})" if saved else "",
             )
         return GatewayEvent(event_id=event.id, type=event.type)

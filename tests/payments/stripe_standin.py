@@ -73,15 +73,18 @@ def start_stripe() -> StripeStandIn:
                 )  # fmt: skip
             key = self.headers.get("Idempotency-Key", "")
             if key and key in standin.replies:
-                return self._answer(200, standin.replies[key])
-            body = self._route(request, key)
-            if body is None:
-                return self._answer(
-                    404, {"error": {"type": "invalid_request_error", "message": "No such path"}}
+                # Stripe replays the first answer to a repeated idempotency key.
+                return self._answer(*standin.replies[key])
+            answer = self._route(request, key)
+            if answer is None:
+                answer = (
+                    404,
+                    {"error": {"type": "invalid_request_error", "message": "No such path"}},
                 )
+            status, body = answer if isinstance(answer, tuple) else (200, answer)
             if key:
-                standin.replies[key] = body
-            return self._answer(200, body)
+                standin.replies[key] = (status, body)
+            return self._answer(status, body)
 
         def _route(self, request: Request, key: str):
             suffix = hashlib.sha256((key or str(time.time())).encode()).hexdigest()[:16]
@@ -108,6 +111,34 @@ def start_stripe() -> StripeStandIn:
                     "url": f"{standin.url}/c/pay/{session_id}",
                     "livemode": False,
                 }
+            if request.method == "POST" and request.path == "/v1/payment_intents":
+                form = request.form
+                intent_id = f"pi_{suffix}"
+                if form.get("payment_method") == "pm_card_chargeDeclined":
+                    return 402, {
+                        "error": {
+                            "type": "card_error",
+                            "code": "card_declined",
+                            "decline_code": "generic_decline",
+                            "message": "Your card was declined.",
+                            "payment_intent": {"id": intent_id, "object": "payment_intent",
+                                               "status": "requires_payment_method"},
+                        }
+                    }  # fmt: skip
+                return {
+                    "id": intent_id,
+                    "object": "payment_intent",
+                    "status": "succeeded",
+                    "amount": int(form["amount"]),
+                    "amount_received": int(form["amount"]),
+                    "currency": form["currency"],
+                    "customer": form.get("customer"),
+                    "payment_method": form.get("payment_method"),
+                    "metadata": {"invoice_id": form.get("metadata[invoice_id]")},
+                }
+            if request.method == "POST" and request.path.endswith("/detach"):
+                method_id = request.path.split("/")[3]
+                return {"id": method_id, "object": "payment_method", "customer": None}
             if request.method == "POST" and request.path == "/v1/refunds":
                 return {
                     "id": f"re_{suffix}",

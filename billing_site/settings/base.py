@@ -142,6 +142,10 @@ BILLING_SELLER_TAX_ID = env_str("BILLING_SELLER_TAX_ID", "")
 # A file path or URL of the logo printed on invoices (empty: none).
 BILLING_SELLER_LOGO = env_str("BILLING_SELLER_LOGO", "")
 
+# Renewals are invoiced this many days before they fall due (WHMCS's "invoice generation
+# days"); 0 invoices them the moment they fall due.
+BILLING_INVOICE_DAYS_BEFORE_DUE = env_int("BILLING_INVOICE_DAYS_BEFORE_DUE", 0)
+
 # A declined automatic charge of a renewal is tried again this many days after each attempt.
 BILLING_RETRY_DAYS = [int(days) for days in env_list("BILLING_RETRY_DAYS", "1,3,5")]
 

@@ -213,3 +213,22 @@ def test_gateway_event_handle_ignores_an_event_without_an_invoice(stripe_gateway
         event=GatewayEvent(event_id="evt_x", type="payment_intent.succeeded", amount=usd(1)),
     )
     assert result == "ignored"
+
+
+def test_renewals_are_invoiced_the_configured_days_before_they_fall_due(customer, settings):
+    settings.BILLING_INVOICE_DAYS_BEFORE_DUE = 7
+    order = place_order(customer)
+    invoice = order.invoices.get()
+    payment_record(invoice=invoice, amount=invoice.total, method="cash")
+    service = order.services.get()
+    service_start(service, now=datetime(2026, 1, 1, tzinfo=UTC))
+    service.save()
+
+    services_run_billing(now=datetime(2026, 1, 24, tzinfo=UTC))  # 8 days ahead: not yet
+    assert not service.invoices.filter(kind=Invoice.Kind.RENEWAL).exists()
+    services_run_billing(now=datetime(2026, 1, 25, 1, tzinfo=UTC))  # 7 days ahead
+
+    renewal = service.invoices.get(kind=Invoice.Kind.RENEWAL)
+    assert renewal.due_at == datetime(2026, 2, 1, tzinfo=UTC)
+    service.refresh_from_db()
+    assert service.status == Service.Status.ACTIVE  # not overdue before its due date

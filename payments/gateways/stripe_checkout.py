@@ -170,6 +170,12 @@ class StripePlugin(Gateway):
             )
         except (ValueError, stripe.SignatureVerificationError) as error:
             raise WebhookRejected(str(error)) from error
+        try:
+            return self._event(event)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise WebhookRejected(f"The event's body is not as Stripe sends it: {error}") from error
+
+    def _event(self, event) -> GatewayEvent:
         data = event.data.object.to_dict()
         metadata = data.get("metadata") or {}
         invoice_id = metadata.get("invoice_id", "")

@@ -181,3 +181,9 @@ def test_a_refund_stripe_cannot_reach_is_not_recorded(invoice, stripe_gateway, s
     assert getattr(refusal.value, "code", "") == "gateway_unreachable"
     payment.refresh_from_db()
     assert payment.refunded == usd(0) and not CreditNote.objects.exists()
+
+
+def test_a_signed_event_with_a_body_unlike_stripes_is_refused(client, stripe_gateway):
+    body = event("evt_odd", "checkout.session.completed", {"payment_status": "paid"})
+    assert post_webhook(client, stripe_gateway, body).status_code == 400
+    assert not WebhookEvent.objects.exists()

@@ -48,10 +48,6 @@ def gateways_for(*, currency: str) -> list[GatewayInstance]:
     ]
 
 
-def customer_invoices(*, customer) -> QuerySet[Invoice]:
-    return Invoice.objects.filter(customer=customer).order_by("-issued_at", "-id")
-
-
 def customer_payments(*, customer) -> QuerySet[Payment]:
     return (
         Payment.objects.filter(customer=customer)

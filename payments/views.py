@@ -15,6 +15,8 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from subscriptions.selectors import customer_invoices
+
 from . import selectors, services
 from .gateways.base import WebhookRejected
 from .models import GatewayInstance
@@ -173,7 +175,7 @@ def invoice_pdf(request, pk: int):
 @login_required
 def billing(request):
     customer = request.user
-    invoices = list(selectors.customer_invoices(customer=customer)[:50])
+    invoices = list(customer_invoices(customer=customer)[:50])
     return render(
         request,
         "payments/billing.html",

@@ -26,7 +26,7 @@ from subscriptions import admin as subscriptions_admin
 from subscriptions.models import Invoice
 
 from . import services
-from .forms import GatewayInstanceForm, RecordPaymentForm, RefundForm
+from .forms import CreditAdjustmentForm, GatewayInstanceForm, RecordPaymentForm, RefundForm
 from .gateways.base import ConnectionResult
 from .models import (
     BankTransferGateway,
@@ -298,10 +298,22 @@ class CreditNoteAdmin(MoneyRecordAdmin):
 
 @admin.register(CreditEntry)
 class CreditEntryAdmin(MoneyRecordAdmin):
+    """The credit ledger; staff add an adjustment (with its reason), never edit an entry."""
+
     list_display = ["customer", "amount", "kind", "invoice", "note", "created_at"]
     list_filter = ["kind", "amount_currency"]
     search_fields = ["customer__email", "note"]
     list_select_related = ["customer", "invoice"]
+    form = CreditAdjustmentForm
+    raw_id_fields = ["customer"]
+
+    def has_add_permission(self, request):
+        return request.user.has_perm("payments.add_creditentry")
+
+    def save_model(self, request, obj, form, change):
+        entry = services.credit_adjust(customer=obj.customer, amount=obj.amount, note=obj.note)
+        # The admin logs and links the row the service wrote.
+        obj.pk, obj.kind, obj.created_at = entry.pk, entry.kind, entry.created_at
 
 
 @admin.register(WebhookEvent)

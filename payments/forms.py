@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from provisioning.forms import ProviderInstanceForm
 
-from .models import GatewayInstance, Payment
+from .models import CreditEntry, GatewayInstance, Payment
+from .services import credit_balance
 
 # The admin's form of an instance: secrets write-only, as provider instances have them.
 GatewayInstanceForm = ProviderInstanceForm
@@ -56,3 +57,24 @@ class RecordPaymentForm(forms.Form):
 class RefundForm(forms.Form):
     amount = forms.DecimalField(max_digits=12, decimal_places=2, min_value=0.01)
     reason = forms.CharField(max_length=200, required=False)
+
+
+class CreditAdjustmentForm(forms.ModelForm):
+    """Staff give account credit (or take back what is there) with a note saying why."""
+
+    class Meta:
+        model = CreditEntry
+        fields = ["customer", "amount", "note"]
+        help_texts = {"amount": "Positive gives credit, negative takes it back."}
+
+    def clean(self):
+        cleaned_data = super().clean()
+        customer, amount = cleaned_data.get("customer"), cleaned_data.get("amount")
+        if customer is not None and amount is not None:
+            if amount.amount == 0:
+                self.add_error("amount", "Enter an amount other than zero.")
+            elif amount.amount < 0:
+                available = credit_balance(customer=customer, currency=str(amount.currency))
+                if available < -amount:
+                    self.add_error("amount", f"The customer has {available} of credit.")
+        return cleaned_data

@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
 
-from payments.models import BankTransferGateway, CreditNote, GatewayInstance, Payment
+from payments.models import BankTransferGateway, CreditEntry, CreditNote, GatewayInstance, Payment
 from payments.services import payment_record
 from subscriptions.models import Invoice, Order
 from tests.subscriptions.helpers import usd
@@ -185,3 +185,20 @@ def test_a_bank_gateway_without_instructions_fails_its_test(staff_client, bank_g
     )
     assert "failed: No payment instructions are set." in response.content.decode()
     assert GatewayInstance.objects.count() == 1
+
+
+def test_staff_give_account_credit_with_a_reason(staff_client, customer):
+    url = reverse("admin:payments_creditentry_add")
+    response = staff_client.post(
+        url, {"customer": customer.pk, "amount_0": "12.00", "amount_1": "USD", "note": "outage"}
+    )
+    assert response.status_code == 302
+    entry = CreditEntry.objects.get()
+    assert (entry.amount, entry.kind, entry.note) == (usd(12), "adjustment", "outage")
+
+    response = staff_client.post(
+        url, {"customer": customer.pk, "amount_0": "-20.00", "amount_1": "USD", "note": "oops"}
+    )
+    assert response.status_code == 200
+    assert "The customer has" in response.content.decode()
+    assert CreditEntry.objects.count() == 1

@@ -141,6 +141,7 @@ admin.site.unregister(Invoice)
 @admin.register(Invoice)
 class InvoiceAdmin(subscriptions_admin.InvoiceAdmin):
     inlines = [*subscriptions_admin.InvoiceAdmin.inlines, PaymentInline, CreditNoteInline]
+    search_fields = ["number", "customer__email"]
     actions = ["mark_paid"]
     change_form_template = "admin/payments/invoice_change_form.html"
 

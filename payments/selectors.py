@@ -31,7 +31,8 @@ def invoice_for_customer_or_404(*, customer, pk: int) -> Invoice:
 def invoice_for_viewer_or_404(*, user, pk: int) -> Invoice:
     """The invoice's own customer and staff may open its document; anyone else gets 404."""
     invoices = _invoice_page_queryset()
-    if not (user.is_active and user.is_staff):
+    staff = user.is_active and user.is_staff and user.has_perm("subscriptions.view_invoice")
+    if not staff:
         invoices = invoices.filter(customer=user)
     try:
         return invoices.get(pk=pk)

@@ -164,3 +164,11 @@ def test_the_account_page_links_unpaid_invoices_to_paying_them(customer_client, 
     page = customer_client.get(reverse("subscriptions:account")).content.decode()
     assert reverse("payments:invoice", args=[invoice.pk]) + "#pay" in page
     assert reverse("payments:billing") in page
+
+
+def test_staff_without_the_invoice_permission_cannot_open_a_document(
+    client, django_user_model, invoice
+):
+    clerk = django_user_model.objects.create_user(username="clerk", is_staff=True)
+    client.force_login(clerk)
+    assert client.get(reverse("payments:invoice_document", args=[invoice.pk])).status_code == 404

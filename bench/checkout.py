@@ -1,5 +1,8 @@
 """Checkout throughput on PostgreSQL: orders/s and p50/p99 latency with concurrent clients.
 
+A third run pays each order right after placing it, with the test gateway's
+success card (checkout POST, then the invoice's pay POST): orders paid per second.
+
     .venv/bin/python bench/checkout.py [--clients 8] [--orders 50]
 
 Each client is a logged-in customer POSTing the checkout form through the
@@ -108,8 +111,17 @@ def build_store(stock: int):
     return package, price, option
 
 
-def client_process(customer_id: int, url: str, data: dict, orders: int, start_at: float, queue):
-    """One client: its own process (no shared GIL) and database connection."""
+PAY_CARD = {"number": "4242424242424242", "expiry": "12/40", "cvc": "123"}
+
+
+def client_process(
+    customer_id: int, url: str, data: dict, orders: int, start_at: float, queue, gateway_pk=None
+):
+    """One client: its own process (no shared GIL) and database connection.
+
+    With a gateway, each order is paid too: the checkout redirects to its
+    invoice, whose pay form is posted next.
+    """
     from django.contrib.auth import get_user_model
     from django.test import Client
 
@@ -120,13 +132,21 @@ def client_process(customer_id: int, url: str, data: dict, orders: int, start_at
     for _ in range(orders):
         started = time.perf_counter()
         response = client.post(url, data)
+        if response.status_code == 302 and gateway_pk is not None:
+            pay_url = f"{response.url}pay/{gateway_pk}/"
+            card = {f"gateway{gateway_pk}-{name}": value for name, value in PAY_CARD.items()}
+            response = client.post(pay_url, card)
         latencies.append(time.perf_counter() - started)
         if response.status_code != 302:
             failures.append(f"HTTP {response.status_code}")
+        elif gateway_pk is not None and "/account/orders/" not in response.url:
+            failures.append(f"not paid: sent to {response.url}")  # a paid order's page
     queue.put((latencies, failures, time.time()))
 
 
-def run_clients(package, price, option, clients: int, orders: int) -> tuple[float, list[float]]:
+def run_clients(
+    package, price, option, clients: int, orders: int, gateway_pk=None
+) -> tuple[float, list[float]]:
     import multiprocessing
 
     from django.contrib.auth import get_user_model
@@ -145,7 +165,9 @@ def run_clients(package, price, option, clients: int, orders: int) -> tuple[floa
     queue = context.Queue()
     start_at = time.time() + 1.0
     processes = [
-        context.Process(target=client_process, args=(pk, url, data, orders, start_at, queue))
+        context.Process(
+            target=client_process, args=(pk, url, data, orders, start_at, queue, gateway_pk)
+        )
         for pk in customers
     ]
     for process in processes:
@@ -191,12 +213,23 @@ def main() -> None:
             f"{args.clients} clients × {args.orders} orders, checkout POSTs through Django"
         )
         total = args.clients * args.orders
-        for label, stock in (("stock tracked (row lock)", total), ("unlimited stock", -1)):
+        from payments.models import TestCardGateway
+
+        gateway = TestCardGateway.objects.create(name="Bench test card", currencies="USD")
+        runs = (
+            ("stock tracked (row lock)", total, None),
+            ("unlimited stock", -1, None),
+            ("order + pay (test gateway)", -1, gateway.pk),
+        )
+        for label, stock, gateway_pk in runs:
             package, price, option = build_store(stock)
-            elapsed, latencies = run_clients(package, price, option, args.clients, args.orders)
+            elapsed, latencies = run_clients(
+                package, price, option, args.clients, args.orders, gateway_pk
+            )
             package.refresh_from_db()
+            unit = "paid orders/s" if gateway_pk else "orders/s"
             print(
-                f"{label:26} {len(latencies) / elapsed:7.1f} orders/s   "
+                f"{label:26} {len(latencies) / elapsed:7.1f} {unit:13}   "
                 f"p50 {percentile(latencies, 0.50) * 1000:6.1f} ms   "
                 f"p99 {percentile(latencies, 0.99) * 1000:6.1f} ms   "
                 f"stock left {package.stock_qty}"

@@ -14,5 +14,6 @@ urlpatterns = [
     path("store/", include("storefront.urls")),
     path("accounts/", include("subscriptions.auth_urls")),
     path("", include("subscriptions.urls")),
+    path("", include("payments.urls")),
     path("", RedirectView.as_view(pattern_name="storefront:index", permanent=False)),
 ] + static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

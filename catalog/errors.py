@@ -72,6 +72,17 @@ class ErrorCode(models.TextChoices):
     # provisioning jobs
     NOT_WAITING = "not_waiting", "The job is not waiting for staff"
     NOT_RETRYABLE = "not_retryable", "The job cannot be retried"
+    # payments, refunds and credit (the payments app)
+    CREDIT_BEYOND_BALANCE = "credit_beyond_balance", "Credit beyond balance"
+    CREDIT_SHORT = "credit_short", "Credit short"
+    CREDIT_ZERO = "credit_zero", "Credit zero"
+    GATEWAY_REFUSED = "gateway_refused", "Gateway refused"
+    GATEWAY_UNREACHABLE = "gateway_unreachable", "Gateway unreachable"
+    NOTHING_DUE = "nothing_due", "Nothing due"
+    REFUND_AMOUNT = "refund_amount", "Refund amount"
+    REFUND_CURRENCY = "refund_currency", "Refund currency"
+    REFUND_REFUSED = "refund_refused", "Refund refused"
+    REFUND_STATUS = "refund_status", "Refund status"
     # accounts
     EMAIL_TAKEN = "email_taken", "An account has this email address"
 

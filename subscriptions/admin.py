@@ -11,11 +11,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from . import invoicing, jobs, lifecycle, ordering
+from . import jobs, lifecycle, ordering
 from .models import (
     Invoice,
     Order,
-    Payment,
     ProvisioningJob,
     Service,
 )
@@ -94,7 +93,7 @@ class RecordAdmin(admin.ModelAdmin):
 
 
 class SnapshotAdmin(RecordAdmin):
-    """Orders, invoices and payments: what was sold, as it was sold."""
+    """Orders and invoices: what was sold, as it was sold."""
 
     def has_change_permission(self, request, obj=None):
         return False
@@ -196,7 +195,7 @@ class InvoiceAdmin(SnapshotAdmin):
     list_filter = ["status", "kind", "currency"]
     search_fields = ["customer__email"]
     list_select_related = ["customer", "order", "service"]
-    actions = ["mark_paid"]
+    # payments.admin extends this page with its balance, payments and credit notes.
 
     def record_summary(self, invoice: Invoice) -> list[tuple[str, object]]:
         period = (
@@ -210,7 +209,6 @@ class InvoiceAdmin(SnapshotAdmin):
             ("Kind", invoice.get_kind_display()),
             ("Status", invoice.get_status_display()),
             ("Total", invoice.total),
-            ("Balance due", invoicing.invoice_balance(invoice)),
             ("Order", admin_link(invoice.order, invoice.order and invoice.order.number)),
             ("Service", admin_link(invoice.service)),
             ("Period", period),
@@ -221,50 +219,7 @@ class InvoiceAdmin(SnapshotAdmin):
         ]
 
     def record_tables(self, invoice: Invoice) -> list[RecordTable]:
-        payments = invoice.payments.select_related("recorded_by")
-        return [
-            RecordTable("lines", "Lines", LINE_HEADERS, line_rows(invoice.lines.all())),
-            RecordTable("payments", "Payments", ["Payment", "Amount", "Method", "Reference",
-                                                 "Recorded by", "Recorded"], [
-                [admin_link(payment, f"#{payment.pk}"), payment.amount,
-                 payment.get_method_display(), payment.reference, payment.recorded_by,
-                 payment.created_at]
-                for payment in payments
-            ], empty="No payment yet."),
-        ]  # fmt: skip
-
-    @admin.action(description="Mark selected invoices paid (records a payment of the balance)")
-    def mark_paid(self, request, queryset):
-        def pay(invoice):
-            invoicing.invoice_record_payment(
-                invoice=invoice,
-                amount=invoicing.invoice_balance(invoice),
-                method=Payment.Method.STAFF,
-                reference=f"marked paid by {request.user}",
-                recorded_by=request.user,
-            )
-
-        _run(self, request, queryset, pay, "{count} invoice(s) marked paid.")
-
-
-@admin.register(Payment)
-class PaymentAdmin(SnapshotAdmin):
-    list_display = ["invoice", "amount", "method", "reference", "recorded_by", "created_at"]
-    list_filter = ["method"]
-    list_select_related = ["invoice", "recorded_by"]
-
-    def record_summary(self, payment: Payment) -> list[tuple[str, object]]:
-        invoice = payment.invoice
-        return [
-            ("Payment", f"#{payment.pk}"),
-            ("Invoice", admin_link(invoice, invoice.number)),
-            ("Customer", customer_link(invoice.customer)),
-            ("Amount", payment.amount),
-            ("Method", payment.get_method_display()),
-            ("Reference", payment.reference),
-            ("Recorded by", payment.recorded_by),
-            ("Recorded", payment.created_at),
-        ]
+        return [RecordTable("lines", "Lines", LINE_HEADERS, line_rows(invoice.lines.all()))]
 
 
 @admin.register(Service)

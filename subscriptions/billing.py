@@ -40,13 +40,18 @@ def _next_billing_period(service: Service) -> tuple[datetime, datetime, datetime
     return start, add_interval(start, service.time_interval, service.billing_period), start
 
 
+def invoice_lead_time() -> timedelta:
+    """How long before it falls due a renewal is invoiced, so the customer has time to pay."""
+    return timedelta(days=settings.BILLING_INVOICE_DAYS_BEFORE_DUE)
+
+
 def _service_renewal_issue(service: Service, now: datetime) -> Invoice | None:
     """Bill the service's next period when it has come; call it holding the service's lock."""
     S = Service.Status
     if service.status not in (S.TRIAL, S.ACTIVE, S.GRACE, S.SUSPENDED) or service.cancel_at:
         return None
     period = _next_billing_period(service)
-    if period is None or period[2] > now:
+    if period is None or period[2] - invoice_lead_time() > now:
         return None
     start, end, due = period
     renewals = service.invoices.filter(kind=Invoice.Kind.RENEWAL)
@@ -201,11 +206,13 @@ def services_run_billing(*, now: datetime | None = None) -> BillingRun:
             run.plan_changes += plan_change_apply_due(pk, now)
 
     S = Service.Status
+    # Renewals are invoiced BILLING_INVOICE_DAYS_BEFORE_DUE ahead of their due date.
+    horizon = now + invoice_lead_time()
     billable = Service.objects.filter(
         price_type=PriceType.RECURRING, cancel_at__isnull=True
     ).filter(
-        Q(status=S.TRIAL, trial_ends_at__lte=now)
-        | Q(status__in=[S.ACTIVE, S.GRACE, S.SUSPENDED], current_period_end__lte=now)
+        Q(status=S.TRIAL, trial_ends_at__lte=horizon)
+        | Q(status__in=[S.ACTIVE, S.GRACE, S.SUSPENDED], current_period_end__lte=horizon)
     )
     for pk in billable.values_list("pk", flat=True):
         with transaction.atomic():

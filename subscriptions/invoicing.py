@@ -1,27 +1,58 @@
-"""Invoices: issued for what a service is billed, paid, settled.
+"""Invoices: numbered when issued, issued for what a service is billed, settled when paid.
 
-Settling an invoice is what moves an order or a service on: a paid order
+Numbers are gapless and sequential per year. Issuing sends `invoice_issued`,
+which the payments app (above this one) listens to: it applies account
+credit and charges a saved card. Payments are recorded there
+(`payments.services.payment_record`); when one clears the balance it calls
+`invoice_settle`, which moves the order or the service on: a paid order
 starts provisioning, a paid renewal advances the period and lifts grace or
-suspension (see `lifecycle`). `invoice_record_payment` is the one place a
-payment is recorded.
+suspension (see `lifecycle`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
-from django.db import transaction
-from django.db.models import Sum
+from django.conf import settings
 from django.utils import timezone
 from djmoney.money import Money
 
-from catalog.errors import ErrorCode, refuse
 from catalog.models import NotificationEvent
 
 from .lifecycle import order_mark_paid, service_invoice_paid
-from .models import Invoice, InvoiceLine, LineKind, Order, Payment, Service
+from .models import Invoice, InvoiceLine, InvoiceNumberCounter, LineKind, Order, Service
 from .notifications import notify_invoice
+from .signals import invoice_issued
+
+
+def invoice_number_take(*, year: int) -> str:
+    """The next number of `year`, e.g. INV-2026-000123; call it in the issuing transaction.
+
+    The year's counter row stays locked until that transaction ends, so two
+    invoices never get one number, and a rollback leaves no gap.
+    """
+    counter = InvoiceNumberCounter.objects.select_for_update().filter(year=year).first()
+    if counter is None:
+        # The year's first invoice; get_or_create survives two of them racing to create it.
+        InvoiceNumberCounter.objects.get_or_create(year=year)
+        counter = InvoiceNumberCounter.objects.select_for_update().get(year=year)
+    counter.last_number += 1
+    counter.save(update_fields=["last_number"])
+    return f"{settings.BILLING_INVOICE_PREFIX}-{year}-{counter.last_number:06d}"
+
+
+def invoice_issue(*, invoice: Invoice) -> Invoice:
+    """Number a complete invoice and announce it; call it last in the issuing transaction.
+
+    Last, because the counter row is locked from here to commit: every other
+    issue waits for it.
+    """
+    if not invoice.number:
+        year = timezone.localtime(invoice.issued_at or timezone.now()).year
+        invoice.number = invoice_number_take(year=year)
+        invoice.save(update_fields=["number"])
+    invoice_issued.send(sender=Invoice, invoice=invoice)
+    return invoice
 
 
 def service_invoice_issue(
@@ -54,6 +85,7 @@ def service_invoice_issue(
         quantity=1,
         amount=amount,
     )
+    invoice_issue(invoice=invoice)
     notify_invoice(NotificationEvent.INVOICE_CREATED, invoice)
     if amount.amount == 0:
         invoice_settle(invoice)
@@ -61,6 +93,10 @@ def service_invoice_issue(
 
 
 def invoice_settle(invoice: Invoice, order: Order | None = None) -> None:
+    """The invoice is paid in full: its order is paid, or its service's period moves on.
+
+    Called holding the invoice's row lock (payments.services.payment_record does).
+    """
     invoice.status = Invoice.Status.PAID
     invoice.paid_at = timezone.now()
     invoice.save(update_fields=["status", "paid_at"])
@@ -70,64 +106,3 @@ def invoice_settle(invoice: Invoice, order: Order | None = None) -> None:
         order = order or Order.objects.select_for_update().get(pk=invoice.order_id)
         if order.status == Order.Status.AWAITING_PAYMENT:
             order_mark_paid(order)
-
-
-@transaction.atomic
-def invoice_record_payment(
-    *,
-    invoice: Invoice,
-    amount: Money,
-    method: str = Payment.Method.STAFF,
-    reference: str = "",
-    recorded_by=None,
-) -> Payment:
-    """The one place a payment is recorded; a gateway calls this too.
-
-    When the invoice is paid in full, its order is paid and provisioning starts.
-    """
-    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
-    if invoice.status != Invoice.Status.UNPAID:
-        raise refuse(
-            ErrorCode.INVOICE_NOT_UNPAID,
-            f"Invoice {invoice.number} is {invoice.get_status_display().lower()}; "
-            "it takes no payment.",
-        )
-    if str(amount.currency) != invoice.currency:
-        raise refuse(
-            ErrorCode.PAYMENT_CURRENCY,
-            f"Invoice {invoice.number} is in {invoice.currency}, not {amount.currency}.",
-        )
-    paid = invoice_paid_amount(invoice)
-    balance = invoice.total.amount - paid
-    if amount.amount <= 0 or amount.amount > balance:
-        raise refuse(
-            ErrorCode.PAYMENT_AMOUNT,
-            f"A payment must be above zero and at most the balance of {balance} {invoice.currency}.",
-        )
-    payment = Payment(
-        invoice=invoice,
-        amount=amount,
-        method=method,
-        reference=reference,
-        recorded_by=recorded_by,
-    )
-    payment.full_clean(exclude=["invoice", "recorded_by"])
-    payment.save()
-    notify_invoice(
-        NotificationEvent.PAYMENT_RECEIVED,
-        invoice,
-        payment=payment,
-        balance=Money(balance - amount.amount, invoice.currency),
-    )
-    if paid + amount.amount >= invoice.total.amount:
-        invoice_settle(invoice)
-    return payment
-
-
-def invoice_paid_amount(invoice: Invoice) -> Decimal:
-    # Payments are in the invoice's currency: invoice_record_payment refuses any other.
-    return invoice.payments.aggregate(total=Sum("amount"))["total"] or Decimal("0")
-
-
-def invoice_balance(invoice: Invoice) -> Money:
-    return Money(invoice.total.amount - invoice_paid_amount(invoice), invoice.currency)

@@ -1,4 +1,4 @@
-"""What customers buy: orders, invoices, payments, services and provisioning jobs.
+"""What customers buy: orders, invoices, services and provisioning jobs.
 
 Every row that carries money snapshots the amounts, the currency and the names
 it was sold with, so editing the catalog later never changes what was bought.
@@ -141,6 +141,8 @@ class Invoice(models.Model):
         RENEWAL = "renewal", "Renewal"
         PLAN_CHANGE = "plan_change", "Plan change"
 
+    # Given when the invoice is issued (subscriptions.invoicing.invoice_issue): gapless per year.
+    number = models.CharField(max_length=40, blank=True, editable=False)
     customer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="invoices"
     )
@@ -182,14 +184,33 @@ class Invoice(models.Model):
                 condition=Q(kind="order") | Q(service__isnull=False),
                 name="%(app_label)s_%(class)s_service_invoice_has_service",
             ),
+            models.UniqueConstraint(
+                fields=["number"],
+                condition=~Q(number=""),
+                name="%(app_label)s_%(class)s_number_unique",
+            ),
         ]
 
     def __str__(self) -> str:
-        return self.number
+        return self.number or "INV-new"
 
     @property
-    def number(self) -> str:
-        return f"INV-{self.pk:06d}" if self.pk else "INV-new"
+    def is_unpaid(self) -> bool:
+        return self.status == self.Status.UNPAID
+
+
+class InvoiceNumberCounter(models.Model):
+    """The last invoice number given in a year; its row is locked while a number is taken.
+
+    The counter moves in the transaction that issues the invoice, so a rolled
+    back invoice gives its number back and the sequence has no gaps.
+    """
+
+    year = models.PositiveSmallIntegerField(primary_key=True)
+    last_number = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.year}: {self.last_number}"
 
 
 class InvoiceLine(models.Model):
@@ -206,38 +227,6 @@ class InvoiceLine(models.Model):
 
     def __str__(self) -> str:
         return self.description
-
-
-class Payment(models.Model):
-    """Money received against an invoice; gateways will record theirs here too."""
-
-    class Method(models.TextChoices):
-        STAFF = "staff", "Marked paid by staff"
-        GATEWAY = "gateway", "Payment gateway"
-
-    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
-    amount = MoneyField(**MONEY)
-    method = models.CharField(max_length=10, choices=Method.choices)
-    reference = models.CharField(max_length=120, blank=True)
-    recorded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["created_at", "id"]
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(amount__gt=0), name="%(app_label)s_%(class)s_amount_positive"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.amount} on {self.invoice}"
 
 
 class ServiceQuerySet(models.QuerySet):

@@ -26,7 +26,7 @@ from djmoney.money import Money
 from catalog.currency import format_money
 from catalog.models import NotificationEvent, Package
 
-from .models import Invoice, Order, Payment, Service
+from .models import Invoice, Order, Service
 
 Event = NotificationEvent
 
@@ -115,17 +115,25 @@ def notify_order_placed(*, order: Order, invoice: Invoice, package: Package) -> 
 
 
 def notify_invoice(
-    event: str, invoice: Invoice, *, payment: Payment | None = None, balance: Money | None = None
+    event: str,
+    invoice: Invoice,
+    *,
+    payment_amount: Money | None = None,
+    balance: Money | None = None,
 ) -> None:
-    """An invoice issued or paid; a zero invoice settles itself and is not worth an email."""
+    """An invoice issued or paid; a zero invoice settles itself and is not worth an email.
+
+    The payments app, which alone knows payments, passes a payment's amount and
+    the balance left.
+    """
     if invoice.total.amount == 0:
         return
     source = invoice.service if invoice.service_id else invoice.order
     assert source is not None  # an invoice is of a service or an order (constraint)
     package, package_name = source.package, source.package_name
     context = {"package_name": package_name, **_invoice_context(invoice)}
-    if payment is not None:
-        context["payment_amount"] = _money(payment.amount)
+    if payment_amount is not None:
+        context["payment_amount"] = _money(payment_amount)
         context["balance"] = _money(balance)
     notify(event=event, package=package, customer_id=invoice.customer_id, context=context)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from djmoney.money import Money
 
@@ -18,7 +19,7 @@ from catalog.errors import ErrorCode, refuse
 from catalog.models import Package, PackagePrice, VariantOption
 from catalog.stock import stock_lock, stock_take, stock_units_to_take
 
-from .invoicing import invoice_settle
+from .invoicing import invoice_issue, invoice_settle
 from .lifecycle import service_end
 from .models import Customer, Invoice, InvoiceLine, LineKind, Order, OrderLine, Service
 from .notifications import notify_order_placed
@@ -181,6 +182,7 @@ def order_place(
                 pk__in=[service.pk for service in services[:locked_taken]]
             ).update(took_stock=True)
 
+    invoice_issue(invoice=invoice)
     notify_order_placed(order=order, invoice=invoice, package=package)
     if invoice.total.amount == 0:
         invoice_settle(invoice, order)
@@ -199,11 +201,23 @@ def _recurring_package_amount(quote: Quote) -> Money:
     )
 
 
+def order_never_provisioned(order: Order) -> bool:
+    """No service of the order was ever set up by its provider."""
+    return not order.services.filter(Q(activated_at__isnull=False) | ~Q(remote_id="")).exists()
+
+
 @transaction.atomic
-def order_cancel(*, order: Order) -> Order:
-    """Cancel an order that is not paid yet: its invoice and services end, stock comes back."""
+def order_cancel(*, order: Order, refunded: bool = False) -> Order:
+    """Cancel an order that is not paid yet: its invoice and services end, stock comes back.
+
+    `refunded`: its payment was given back (payments.services.payment_refund), so
+    a paid order may be cancelled too, as long as nothing was provisioned yet.
+    """
     order = Order.objects.select_for_update().get(pk=order.pk)
-    if order.status != Order.Status.AWAITING_PAYMENT:
+    cancellable = order.status == Order.Status.AWAITING_PAYMENT or (
+        refunded and order.status == Order.Status.PAID and order_never_provisioned(order)
+    )
+    if not cancellable:
         raise refuse(
             ErrorCode.ORDER_NOT_CANCELLABLE,
             f"Order {order.number} is {order.get_status_display().lower()}; "

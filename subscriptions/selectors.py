@@ -46,15 +46,6 @@ def customer_service_or_404(*, customer: Customer, pk: int) -> Service:
     )
 
 
-def customer_invoice_or_404(*, customer: Customer, pk: int) -> Invoice:
-    return get_object_or_404(
-        customer_invoices(customer=customer)
-        .select_related("order")
-        .prefetch_related("lines", "payments"),
-        pk=pk,
-    )
-
-
 def package_for_checkout_or_404(*, catalog_slug: str, package_slug: str) -> Package:
     """Draft and disabled packages do not exist for customers; retired ones say so at checkout."""
     return get_object_or_404(

@@ -23,5 +23,4 @@ urlpatterns = [
         views.service_drop_change,
         name="service_drop_change",
     ),
-    path("account/invoices/<int:pk>/", views.invoice_detail, name="invoice"),
 ]

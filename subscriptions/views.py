@@ -16,9 +16,9 @@ from catalog.currency import get_currency
 from catalog.models import Package
 from catalog.selection import parse_id, parse_selection
 
-from . import accounts, invoicing, lifecycle, ordering, plan_changes, quotes, selectors
+from . import accounts, lifecycle, ordering, plan_changes, quotes, selectors
 from .forms import CancelServiceForm, SignUpForm
-from .models import PlanChange, Service
+from .models import Invoice, PlanChange, Service
 from .throttling import sign_up_attempt_allowed
 
 
@@ -61,6 +61,10 @@ def checkout(request, catalog_slug: str, package_slug: str):
             errors = error.messages
         else:
             messages.success(request, f"Thank you: order {order.number} is placed.")
+            unpaid = order.invoices.filter(status=Invoice.Status.UNPAID).first()
+            if unpaid is not None:
+                # Straight to paying it (the payments app's page, found by URL name).
+                return redirect("payments:invoice", pk=unpaid.pk)
             return redirect("subscriptions:order", pk=order.pk)
     if not errors:
         try:
@@ -214,16 +218,6 @@ def service_drop_change(request, pk: int):
         plan_changes.plan_change_cancel(change=change, customer=request.user)
         messages.success(request, f"Your service stays {service.package_name}.")
     return redirect("subscriptions:service", pk=service.pk)
-
-
-@login_required
-def invoice_detail(request, pk: int):
-    invoice = selectors.customer_invoice_or_404(customer=request.user, pk=pk)
-    return render(
-        request,
-        "subscriptions/invoice.html",
-        {"invoice": invoice, "balance": invoicing.invoice_balance(invoice)},
-    )
 
 
 def signup(request):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 from decimal import Decimal
 
@@ -24,8 +25,8 @@ from catalog.models import (
     VariantPrice,
     VariantPriceAmount,
 )
+from payments.services import payment_record
 from provisioning.models import ManualInstance, WebhookInstance
-from subscriptions.invoicing import invoice_record_payment
 from subscriptions.models import Order, Service
 from subscriptions.ordering import order_place
 from tests.support.jobs import run_all_jobs
@@ -257,7 +258,7 @@ def paid_services(customer, *, quantity=1, checkout_fields=None, **package_kwarg
         checkout_fields=checkout_fields or {},
     )  # fmt: skip
     invoice = order.invoices.get()
-    invoice_record_payment(invoice=invoice, amount=invoice.total)
+    payment_record(method="bank_transfer", invoice=invoice, amount=invoice.total)
     return list(order.services.order_by("id"))
 
 
@@ -295,3 +296,25 @@ def with_period(service: Service, days: int = 30) -> Service:
     Service.objects.filter(pk=service.pk).update(current_period_end=start + timedelta(days=days))
     service.refresh_from_db()
     return service
+
+
+_packages = itertools.count()
+
+
+def place_order(customer, *, quantity=1, stock_qty=5, currency="USD", **package_kwargs):
+    """An order of the shop package (America region): its invoice is unpaid, 19 USD a unit."""
+    package, monthly, options = shop_package(
+        variant_code=f"region{next(_packages)}",
+        stock_qty=stock_qty,
+        allow_quantity="multiple",
+        **package_kwargs,
+    )
+    return order_place(
+        customer=customer,
+        package=package,
+        price=monthly,
+        variant_options=[options["us"]],
+        quantity=quantity,
+        currency=currency,
+        checkout_fields={},
+    )

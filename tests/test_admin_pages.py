@@ -7,10 +7,13 @@ from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.test import Client, RequestFactory
 from django.urls import reverse
+from djmoney.money import Money
 
 from catalog.demo import load_demo
 from catalog.models import Package
-from subscriptions.invoicing import invoice_record_payment
+from payments.demo import load_demo_gateways
+from payments.models import SavedPaymentMethod, StripeGateway, WebhookEvent
+from payments.services import credit_adjust, payment_record, payment_refund
 from subscriptions.ordering import order_place
 
 REGISTERED_MODELS = sorted(admin.site._registry, key=lambda model: model._meta.label)
@@ -21,6 +24,7 @@ PAGES = ["changelist", "add", "change"]
 def store(db, staff_user, customer):
     """At least one object of every model the admin shows: a demo store with a paid order."""
     load_demo()
+    load_demo_gateways()
     Group.objects.create(name="Support")
     package = Package.objects.filter(name="VPS S").get()
     price = package.prices.get(name="Monthly")
@@ -34,7 +38,19 @@ def store(db, staff_user, customer):
         checkout_fields={"label": "demo-vps"},
     )
     invoice = order.invoices.get()
-    invoice_record_payment(invoice=invoice, amount=invoice.total, recorded_by=staff_user)
+    payment = payment_record(
+        method="bank_transfer", invoice=invoice, amount=invoice.total, recorded_by=staff_user
+    )
+    payment_refund(payment=payment, amount=Money(1, "USD"), reason="goodwill")
+    credit_adjust(customer=customer, amount=Money(5, "USD"), note="welcome credit")
+    stripe = StripeGateway.objects.create(
+        name="Stripe", currencies="USD", secret_key="sk_test_x", webhook_secret="whsec_x"
+    )
+    WebhookEvent.objects.create(gateway=stripe, event_id="evt_1", type="customer.created")
+    SavedPaymentMethod.objects.create(
+        customer=customer, gateway=stripe, gateway_customer_id="cus_1",
+        gateway_method_id="pm_1", label="Visa 4242", is_default=True,
+    )  # fmt: skip
     # The login records (django-axes): a login, then a failed attempt (a login would clear it).
     login = reverse("login")
     Client().post(login, {"username": "ann@example.com", "password": "ann-password-1"})

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "subscriptions",
     # After subscriptions, whose `db_worker` (the worker plus the job sweeper) overrides it.
     "django_tasks_db",
+    "payments",
 ]
 
 MIDDLEWARE = [
@@ -198,3 +199,21 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": [SELF],
     }
 }
+# Invoices: numbered when issued, gapless per year, e.g. INV-2026-000123.
+BILLING_INVOICE_PREFIX = env_str("BILLING_INVOICE_PREFIX", "INV")
+# The seller printed on every invoice document.
+BILLING_SELLER_NAME = env_str("BILLING_SELLER_NAME", "Example Hosting Ltd")
+BILLING_SELLER_ADDRESS = env_str("BILLING_SELLER_ADDRESS", "1 Example Street\n12345 Example City")
+BILLING_SELLER_TAX_ID = env_str("BILLING_SELLER_TAX_ID", "")
+# A file path or URL of the logo printed on invoices (empty: none).
+BILLING_SELLER_LOGO = env_str("BILLING_SELLER_LOGO", "")
+
+# Renewals are invoiced this many days before they fall due (WHMCS's "invoice generation
+# days"); 0 invoices them the moment they fall due.
+BILLING_INVOICE_DAYS_BEFORE_DUE = env_int("BILLING_INVOICE_DAYS_BEFORE_DUE", 0)
+
+# A declined automatic charge of a renewal is tried again this many days after each attempt.
+BILLING_RETRY_DAYS = [int(days) for days in env_list("BILLING_RETRY_DAYS", "1,3,5")]
+
+# Stripe's API address. Only the tests point it at a local stand-in server.
+STRIPE_API_BASE = env_str("STRIPE_API_BASE", "https://api.stripe.com")

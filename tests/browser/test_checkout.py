@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from catalog.models import Catalog
-from subscriptions.invoicing import invoice_record_payment
+from payments.services import payment_record
 from subscriptions.jobs import provisioning_job_run
 from subscriptions.models import Order, ProvisioningJob, Service
 from tests.factories import WebhookInstanceFactory, shop_package
@@ -54,13 +54,14 @@ def test_a_customer_orders_a_package_and_sees_the_service_become_active(
 
     page.fill("#id_checkout-label", "cara-room")
     page.get_by_role("button", name="Place order").click()
-    page.wait_for_url(re.compile(r"/account/orders/\d+/"))
-    assert "Awaiting payment" in page.locator("#order-status").inner_text()
+    # Not free: the checkout goes straight on to paying the invoice.
+    page.wait_for_url(re.compile(r"/account/invoices/\d+/"))
+    assert "Unpaid" in page.locator("#invoice-status").inner_text()
 
     # Staff record the payment; the worker's job runs here, synchronously.
     order = Order.objects.get()
     invoice = order.invoices.get()
-    invoice_record_payment(invoice=invoice, amount=invoice.total)
+    payment_record(method="bank_transfer", invoice=invoice, amount=invoice.total)
     job = ProvisioningJob.objects.get()
     assert provisioning_job_run(job_id=job.pk) == "done"
 

@@ -10,7 +10,7 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from catalog.models import Catalog
-from subscriptions.invoicing import invoice_record_payment
+from payments.services import payment_record
 from subscriptions.jobs import provisioning_job_run
 from subscriptions.models import Order, ProvisioningJob, Service
 from tests.factories import WebhookInstanceFactory, priced_package, shop_package
@@ -74,10 +74,10 @@ def test_a_customer_browses_signs_up_orders_and_reads_the_account_with_no_csp_vi
     page.wait_for_url(re.compile(r"/order/"))
     page.fill("#id_checkout-label", "team-room")
     page.get_by_role("button", name="Place order").click()
-    page.wait_for_url(re.compile(r"/account/orders/\d+/"))
+    page.wait_for_url(re.compile(r"/account/invoices/\d+/"))  # straight to paying it
 
     invoice = Order.objects.get().invoices.get()
-    invoice_record_payment(invoice=invoice, amount=invoice.total)
+    payment_record(method="bank_transfer", invoice=invoice, amount=invoice.total)
     assert provisioning_job_run(job_id=ProvisioningJob.objects.get().pk) == "done"
     page.goto(f"{live_server.url}/account/")
     page.locator("#services a").first.click()

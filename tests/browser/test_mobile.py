@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from catalog.demo import load_demo
 from catalog.models import Package
-from subscriptions.invoicing import invoice_record_payment
+from payments.services import payment_record
 from subscriptions.ordering import order_place
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -47,7 +47,7 @@ def bought(customer):
         checkout_fields={"label": "a-rather-long-server-label-for-a-small-screen"},
     )
     invoice = order.invoices.get()
-    invoice_record_payment(invoice=invoice, amount=invoice.total)
+    payment_record(method="bank_transfer", invoice=invoice, amount=invoice.total)
     return order
 
 
@@ -71,7 +71,7 @@ def account_pages(order) -> list[str]:
         reverse("subscriptions:account"),
         reverse("subscriptions:order", args=[order.pk]),
         reverse("subscriptions:service", args=[order.services.get().pk]),
-        reverse("subscriptions:invoice", args=[order.invoices.get().pk]),
+        reverse("payments:invoice", args=[order.invoices.get().pk]),
     ]
 
 

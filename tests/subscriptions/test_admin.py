@@ -7,8 +7,9 @@ import re
 import pytest
 from django.urls import reverse
 
-from subscriptions.invoicing import invoice_record_payment
-from subscriptions.models import Invoice, Order, Payment, ProvisioningJob, Service
+from payments.models import Payment
+from payments.services import payment_record
+from subscriptions.models import Invoice, Order, ProvisioningJob, Service
 from subscriptions.ordering import order_place
 from tests.factories import shop_package
 
@@ -31,8 +32,12 @@ def paid_order(customer, staff_user):
         checkout_fields={"notes": "cara-room"},
     )
     invoice = order.invoices.get()
-    invoice_record_payment(
-        invoice=invoice, amount=invoice.total, reference="wire 42", recorded_by=staff_user
+    payment_record(
+        method="bank_transfer",
+        invoice=invoice,
+        amount=invoice.total,
+        reference="wire 42",
+        recorded_by=staff_user,
     )
     return order
 

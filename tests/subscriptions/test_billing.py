@@ -10,8 +10,8 @@ import pytest
 from django.core.management import call_command
 
 from catalog.models import PackagePriceAmount, VariantPriceAmount
+from payments.services import payment_record
 from subscriptions.billing import services_run_billing
-from subscriptions.invoicing import invoice_record_payment
 from subscriptions.lifecycle import service_request_cancellation
 from subscriptions.models import Invoice, ProvisioningJob, Service
 from tests.factories import (
@@ -32,7 +32,7 @@ def renewals(service: Service):
 
 
 def pay(invoice: Invoice) -> None:
-    invoice_record_payment(invoice=invoice, amount=invoice.total)
+    payment_record(method="bank_transfer", invoice=invoice, amount=invoice.total)
 
 
 def test_a_period_that_ends_is_billed_once_however_often_billing_runs(customer):

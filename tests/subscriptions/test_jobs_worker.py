@@ -14,6 +14,7 @@ import pytest
 from subscriptions.models import ProvisioningJob, Service
 from tests.factories import paid_webhook_services
 from tests.support.workers import start_worker as start_batch_worker
+from tests.support.workers import wait
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,12 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def start_worker(**env) -> subprocess.Popen:
     return start_batch_worker("--batch", **env)
-
-
-def wait(*workers: subprocess.Popen) -> None:
-    for worker in workers:
-        output, _ = worker.communicate(timeout=120)
-        assert worker.returncode == 0, output
 
 
 def test_a_worker_process_provisions_a_paid_service(customer, webhook_backend):

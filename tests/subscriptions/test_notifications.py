@@ -8,8 +8,8 @@ import pytest
 from django.db import transaction
 
 from catalog.models import NotificationEvent
+from payments.services import payment_record
 from subscriptions.billing import services_run_billing
-from subscriptions.invoicing import invoice_record_payment
 from subscriptions.lifecycle import service_request_cancellation
 from subscriptions.models import Invoice, Service
 from subscriptions.notifications import render_email
@@ -59,7 +59,7 @@ def test_a_payment_sends_payment_received(customer, mailoutbox):
     send_queued_notifications()
     mailoutbox.clear()
 
-    invoice_record_payment(invoice=invoice, amount=invoice.total)
+    payment_record(method="bank_transfer", invoice=invoice, amount=invoice.total)
     send_queued_notifications()
 
     assert subjects(mailoutbox) == [f"Payment received: 21.00 USD for invoice {invoice.number}"]
@@ -73,7 +73,7 @@ def test_a_package_sends_nothing_for_an_event_its_preferences_leave_out(customer
     )
     order = place(customer, package, monthly, [options["eu"]])
     invoice = order.invoices.get()
-    invoice_record_payment(invoice=invoice, amount=invoice.total)
+    payment_record(method="bank_transfer", invoice=invoice, amount=invoice.total)
     send_queued_notifications()
 
     assert subjects(mailoutbox) == [f"Order {order.number} placed: {package.name}"]
@@ -127,7 +127,7 @@ def test_paying_a_suspended_service_sends_payment_received_then_unsuspended(cust
     mailoutbox.clear()
 
     renewal = Invoice.objects.get(service=service, kind=Invoice.Kind.RENEWAL)
-    invoice_record_payment(invoice=renewal, amount=renewal.total)
+    payment_record(method="bank_transfer", invoice=renewal, amount=renewal.total)
     run_all_jobs()
     send_queued_notifications()
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from catalog.models import NotificationEvent
+from payments.services import payment_record
 from subscriptions.billing import BillingRun, services_run_billing
-from subscriptions.invoicing import invoice_record_payment
 from subscriptions.lifecycle import service_request_cancellation
 from subscriptions.models import Invoice, Service
 from subscriptions.plan_changes import service_change_package
@@ -71,7 +71,7 @@ def test_the_next_period_gets_its_own_renewal_reminder(customer, mailoutbox):
     run_and_send(end - DAY)
     services_run_billing(now=end)  # bills the next period; no reminder for the one ended
     renewal = Invoice.objects.get(service=service, kind=Invoice.Kind.RENEWAL)
-    invoice_record_payment(invoice=renewal, amount=renewal.total)
+    payment_record(method="bank_transfer", invoice=renewal, amount=renewal.total)
     send_queued_notifications()
     mailoutbox.clear()
 

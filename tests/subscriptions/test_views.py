@@ -9,7 +9,7 @@ from django.core import mail
 from django.urls import reverse
 
 from catalog.models import Package
-from subscriptions.invoicing import invoice_record_payment
+from payments.services import payment_record
 from subscriptions.models import Invoice, Order, Service
 from tests.factories import WebhookInstanceFactory, place, shop_package
 
@@ -126,7 +126,8 @@ def test_checkout_places_the_order_and_shows_it(customer_client, customer):
 
     order = Order.objects.get()
     assert response.status_code == 302
-    assert response.url == reverse("subscriptions:order", args=[order.pk])
+    # Not free: straight on to paying its invoice.
+    assert response.url == reverse("payments:invoice", args=[order.invoices.get().pk])
     assert order.customer == customer
     assert customer_client.post(checkout_url(package), data).url == response.url  # resubmitted
 
@@ -209,19 +210,28 @@ def test_the_account_does_not_list_other_customers_records(client, other_custome
 
 @pytest.mark.parametrize(
     "name, index",
-    [("order", 0), ("service", 1), ("invoice", 2), ("order_cancel", 0), ("service_cancel", 1)],
+    [
+        ("subscriptions:order", 0),
+        ("subscriptions:service", 1),
+        ("payments:invoice", 2),
+        ("subscriptions:order_cancel", 0),
+        ("subscriptions:service_cancel", 1),
+    ],
 )
 def test_another_customers_records_are_not_found(client, other_customer, bought, name, index):
     client.force_login(other_customer)
-    url = reverse(f"subscriptions:{name}", args=[bought[index].pk])
+    url = reverse(name, args=[bought[index].pk])
     response = client.post(url, {"mode": "immediate"}) if "cancel" in name else client.get(url)
     assert response.status_code == 404
     assert Order.objects.get().status == Order.Status.AWAITING_PAYMENT
 
 
-@pytest.mark.parametrize("name, index", [("order", 0), ("service", 1), ("invoice", 2)])
+@pytest.mark.parametrize(
+    "name, index",
+    [("subscriptions:order", 0), ("subscriptions:service", 1), ("payments:invoice", 2)],
+)
 def test_a_customer_sees_their_own_records(customer_client, bought, name, index):
-    url = reverse(f"subscriptions:{name}", args=[bought[index].pk])
+    url = reverse(name, args=[bought[index].pk])
     assert customer_client.get(url).status_code == 200
 
 
@@ -235,7 +245,7 @@ def test_a_customer_cancels_an_unpaid_order(customer_client, bought):
 
 def test_a_customer_requests_cancellation_of_a_service(customer_client, bought):
     order, service, invoice = bought
-    invoice_record_payment(invoice=invoice, amount=invoice.total)
+    payment_record(method="bank_transfer", invoice=invoice, amount=invoice.total)
     url = reverse("subscriptions:service_cancel", args=[service.pk])
 
     customer_client.post(url, {"mode": "immediate"}, follow=True)

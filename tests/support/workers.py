@@ -30,3 +30,10 @@ def start_worker(*options: str, **env) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
     )  # fmt: skip
+
+
+def wait(*workers: subprocess.Popen) -> None:
+    """Wait for batch workers to finish the queue; each must exit cleanly."""
+    for worker in workers:
+        output, _ = worker.communicate(timeout=120)
+        assert worker.returncode == 0, output

@@ -1,0 +1,17 @@
+from django.apps import AppConfig
+
+
+class PaymentsConfig(AppConfig):
+    name = "payments"
+
+    def ready(self):
+        from subscriptions.signals import invoice_issued
+
+        from . import receivers
+
+        # subscriptions may not import payments: it announces, payments acts.
+        # Credit first: what it leaves unpaid is what a saved card is charged.
+        invoice_issued.connect(
+            receivers.apply_credit_to_issued_invoice, dispatch_uid="payments_credit"
+        )
+        invoice_issued.connect(receivers.charge_issued_renewal, dispatch_uid="payments_renewal")

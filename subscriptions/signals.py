@@ -1,0 +1,13 @@
+"""What subscriptions announce to the apps above it, which may not be imported from here.
+
+`invoice_issued` is sent inside the transaction that issued the invoice, once
+its lines, order and services exist, so a receiver (payments applies account
+credit, charges a saved method) acts on a complete invoice and rolls back with it.
+"""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+# sender: the Invoice class; invoice: the issued, numbered invoice (still unpaid unless free)
+invoice_issued = Signal()

@@ -10,6 +10,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import flatten
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
+from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
@@ -36,11 +37,14 @@ from .models import (
     Package,
     PackageFeature,
     PackagePrice,
+    PackagePriceAmount,
     PackageQuota,
+    PriceType,
     Quota,
     Variant,
     VariantOption,
     VariantPrice,
+    price_amounts_changed,
 )
 from .services import package_clone, package_set_scaling_targets
 
@@ -50,6 +54,17 @@ MAX_WARNING_MESSAGES = 5
 WARNINGS_TEMPLATE = "admin/catalog/change_form_with_warnings.html"
 
 AUDIT_TRAIL_PAGE_SIZE = 50
+# Where save_related leaves the page that follows a price change, for response_change.
+PRICE_CHANGE_URL = "catalog_price_change_url"
+
+
+def _recurring_amounts(package: Package) -> dict[tuple[int, str], object]:
+    return {
+        (amount.package_price_id, amount.currency): amount.price
+        for amount in PackagePriceAmount.objects.filter(
+            package_price__package=package, package_price__type=PriceType.RECURRING
+        )
+    }
 
 
 def warn_after_save(request, warnings: list[str]) -> None:
@@ -322,6 +337,11 @@ class PackageAdmin(admin.ModelAdmin):
             section.form, [(title, {"fields": section.field_names})], {}, model_admin=self
         )
 
+    def response_change(self, request, obj):
+        response = super().response_change(request, obj)
+        confirm_url = getattr(request, PRICE_CHANGE_URL, None)
+        return HttpResponseRedirect(confirm_url) if confirm_url else response
+
     def get_urls(self):
         trail = path(
             "audit-trail/",
@@ -377,10 +397,21 @@ class PackageAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/catalog/audit_trail.html", context)
 
     def save_related(self, request, form, formsets, change):
+        before = _recurring_amounts(form.instance) if change else {}
         super().save_related(request, form, formsets, change)
         if not isinstance(form, PackageAdminForm):
             return  # a row of the list's sort order, not the package page
         package = form.instance
+        changed = [key for key, price in _recurring_amounts(package).items()
+                   if key in before and before[key] != price]  # fmt: skip
+        if changed:
+            # Services may use these amounts: the subscriptions app answers with the
+            # page where staff choose what happens to them.
+            for _receiver, url in price_amounts_changed.send(
+                sender=Package, package=package, changed=changed
+            ):
+                if url:
+                    setattr(request, PRICE_CHANGE_URL, url)
         package_set_scaling_targets(package=package, targets=form.cleaned_data["scaling_targets"])
         warn_after_save(
             request, selectors.package_warnings(package=selectors.package_for_warnings(package.pk))

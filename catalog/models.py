@@ -64,6 +64,7 @@ class NotificationEvent(models.TextChoices):
     SERVICE_CANCELLED = "service_cancelled", "Service cancelled"
     SERVICE_TERMINATED = "service_terminated", "Service terminated"
     PACKAGE_CHANGED = "package_changed", "Package changed (upgrade/downgrade)"
+    PRICE_CHANGE = "price_change", "Price change notice"
 
 
 def validate_notification_preferences(value) -> None:
@@ -126,6 +127,10 @@ SOLD_OUT = Q(stock_qty=0, oversell_enabled=False)
 # Sent after QuerySet.update() changed packages, which sends no post_save: stock
 # is written that way under row locks, and the storefront's page cache must know.
 packages_updated = Signal()
+# Staff saved new amounts on pricing options: sent by the package admin with
+# `package` and `changed` [(option, currency)]; a receiver may answer with the
+# URL of a page that asks what existing services should do.
+price_amounts_changed = Signal()
 
 
 class PackageQuerySet(models.QuerySet):

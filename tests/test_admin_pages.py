@@ -7,10 +7,12 @@ from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.test import Client, RequestFactory
 from django.urls import reverse
+from django.utils import timezone
 
 from catalog.demo import load_demo
 from catalog.models import Package
 from subscriptions.invoicing import invoice_record_payment
+from subscriptions.models import ScheduledPriceChange
 from subscriptions.ordering import order_place
 
 REGISTERED_MODELS = sorted(admin.site._registry, key=lambda model: model._meta.label)
@@ -35,6 +37,15 @@ def store(db, staff_user, customer):
     )
     invoice = order.invoices.get()
     invoice_record_payment(invoice=invoice, amount=invoice.total, recorded_by=staff_user)
+    # A price change staff scheduled for the service.
+    service = order.services.get()
+    ScheduledPriceChange.objects.create(
+        service=service,
+        currency=service.currency,
+        recurring_amount=service.recurring_amount,
+        package_amount=service.recurring_amount,
+        effective_at=timezone.now(),
+    )
     # The login records (django-axes): a login, then a failed attempt (a login would clear it).
     login = reverse("login")
     Client().post(login, {"username": "ann@example.com", "password": "ann-password-1"})

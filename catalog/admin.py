@@ -8,15 +8,20 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import flatten
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import pluralize
-from django.urls import reverse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from . import selectors
+from . import history, selectors
 from .forms import (
     AMOUNT_HELP,
     AMOUNT_LABELS,
+    AuditTrailFilterForm,
     PackageAdminForm,
     PackageOrderForm,
     PackagePriceFormSet,
@@ -32,11 +37,14 @@ from .models import (
     Package,
     PackageFeature,
     PackagePrice,
+    PackagePriceAmount,
     PackageQuota,
+    PriceType,
     Quota,
     Variant,
     VariantOption,
     VariantPrice,
+    price_amounts_changed,
 )
 from .services import package_clone, package_set_scaling_targets
 
@@ -44,6 +52,19 @@ from .services import package_clone, package_set_scaling_targets
 MAX_WARNING_MESSAGES = 5
 
 WARNINGS_TEMPLATE = "admin/catalog/change_form_with_warnings.html"
+
+AUDIT_TRAIL_PAGE_SIZE = 50
+# Where save_related leaves the page that follows a price change, for response_change.
+PRICE_CHANGE_URL = "catalog_price_change_url"
+
+
+def _recurring_amounts(package: Package) -> dict[tuple[int, str], object]:
+    return {
+        (amount.package_price_id, amount.currency): amount.price
+        for amount in PackagePriceAmount.objects.filter(
+            package_price__package=package, package_price__type=PriceType.RECURRING
+        )
+    }
 
 
 def warn_after_save(request, warnings: list[str]) -> None:
@@ -316,11 +337,81 @@ class PackageAdmin(admin.ModelAdmin):
             section.form, [(title, {"fields": section.field_names})], {}, model_admin=self
         )
 
+    def response_change(self, request, obj):
+        response = super().response_change(request, obj)
+        confirm_url = getattr(request, PRICE_CHANGE_URL, None)
+        return HttpResponseRedirect(confirm_url) if confirm_url else response
+
+    def get_urls(self):
+        trail = path(
+            "audit-trail/",
+            self.admin_site.admin_view(self.audit_trail_view),
+            name="catalog_audit_trail",
+        )
+        # Before the model's own patterns, whose "<object_id>/" would take the path.
+        return [trail, *super().get_urls()]
+
+    def history_view(self, request, object_id, extra_context=None):
+        """The package's edits and those made on its inlines, each field old → new."""
+        package = get_object_or_404(Package, pk=object_id)
+        if not self.has_view_or_change_permission(request, package):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"History: {package}",
+            "subtitle": None,
+            "opts": self.opts,
+            "object": package,
+            "entries": history.package_history(package.pk),
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/catalog/package/history.html", context)
+
+    def audit_trail_view(self, request):
+        """Every recorded catalog and provider instance edit, filtered by user and date."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = AuditTrailFilterForm(request.GET or None)
+        entries: list[history.HistoryEntry] = []
+        has_next = False
+        page = 1
+        if form.is_valid() or not form.is_bound:
+            filters = form.filters() if form.is_bound else {}
+            page = filters.pop("page", 1)
+            entries, has_next = history.trail_page(
+                **filters, offset=(page - 1) * AUDIT_TRAIL_PAGE_SIZE, limit=AUDIT_TRAIL_PAGE_SIZE
+            )
+        query = request.GET.copy()
+        query.pop("page", None)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Catalog audit trail",
+            "subtitle": None,
+            "opts": self.opts,
+            "form": form,
+            "entries": entries,
+            "page": page,
+            "has_next": has_next,
+            "query": query.urlencode(),
+        }
+        return TemplateResponse(request, "admin/catalog/audit_trail.html", context)
+
     def save_related(self, request, form, formsets, change):
+        before = _recurring_amounts(form.instance) if change else {}
         super().save_related(request, form, formsets, change)
         if not isinstance(form, PackageAdminForm):
             return  # a row of the list's sort order, not the package page
         package = form.instance
+        changed = [key for key, price in _recurring_amounts(package).items()
+                   if key in before and before[key] != price]  # fmt: skip
+        if changed:
+            # Services may use these amounts: the subscriptions app answers with the
+            # page where staff choose what happens to them.
+            for _receiver, url in price_amounts_changed.send(
+                sender=Package, package=package, changed=changed
+            ):
+                if url:
+                    setattr(request, PRICE_CHANGE_URL, url)
         package_set_scaling_targets(package=package, targets=form.cleaned_data["scaling_targets"])
         warn_after_save(
             request, selectors.package_warnings(package=selectors.package_for_warnings(package.pk))

@@ -10,13 +10,16 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django import forms
 from django.conf import settings
-from django.contrib.admin.widgets import FilteredSelectMultiple
+from django.contrib.admin.widgets import AdminDateWidget, FilteredSelectMultiple
+from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, ValidationError
 from django.forms.models import BaseInlineFormSet
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import capfirst
 from djmoney.money import Money
@@ -516,3 +519,40 @@ class VariantPriceInlineForm(CurrencyAmountsForm):
     class Meta:
         model = VariantPrice
         fields = ["name"]
+
+
+class AuditTrailFilterForm(forms.Form):
+    """Narrows the audit trail to one staff member and a range of days (both inclusive)."""
+
+    user = forms.ModelChoiceField(
+        queryset=get_user_model().objects.filter(is_staff=True).order_by("email"),
+        required=False,
+        empty_label="Anyone",
+    )
+    since = forms.DateField(required=False, label="From", widget=AdminDateWidget)
+    until = forms.DateField(required=False, label="To", widget=AdminDateWidget)
+    page = forms.IntegerField(
+        required=False, min_value=1, max_value=10_000, widget=forms.HiddenInput
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            raise ValidationError("“From” must be on or before “To”.")
+        return cleaned
+
+    def filters(self) -> dict:
+        """Keyword arguments for catalog.history.trail_page, days read in the site's time zone."""
+        data = self.cleaned_data
+        until = data.get("until")
+        return {
+            "user_id": data["user"].pk if data.get("user") else None,
+            "since": _start_of(data["since"]) if data.get("since") else None,
+            "until": _start_of(until + timedelta(days=1)) if until else None,
+            "page": data.get("page") or 1,
+        }
+
+
+def _start_of(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))

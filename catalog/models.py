@@ -15,6 +15,7 @@ from django.dispatch import Signal
 from django.urls import reverse
 from django.utils.text import slugify
 from djmoney.money import Money
+from simple_history.models import HistoricalRecords
 from ulid import ULID
 
 from catalog.fields import MoneyField
@@ -63,6 +64,7 @@ class NotificationEvent(models.TextChoices):
     SERVICE_CANCELLED = "service_cancelled", "Service cancelled"
     SERVICE_TERMINATED = "service_terminated", "Service terminated"
     PACKAGE_CHANGED = "package_changed", "Package changed (upgrade/downgrade)"
+    PRICE_CHANGE = "price_change", "Price change notice"
 
 
 def validate_notification_preferences(value) -> None:
@@ -102,6 +104,8 @@ class Catalog(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.VISIBLE)
     sort_order = models.IntegerField(default=0)
 
+    history = HistoricalRecords()
+
     class Meta:
         ordering = ["sort_order", "name"]
 
@@ -123,6 +127,10 @@ SOLD_OUT = Q(stock_qty=0, oversell_enabled=False)
 # Sent after QuerySet.update() changed packages, which sends no post_save: stock
 # is written that way under row locks, and the storefront's page cache must know.
 packages_updated = Signal()
+# Staff saved new amounts on pricing options: sent by the package admin with
+# `package` and `changed` [(option, currency)]; a receiver may answer with the
+# URL of a page that asks what existing services should do.
+price_amounts_changed = Signal()
 
 
 class PackageQuerySet(models.QuerySet):
@@ -272,6 +280,9 @@ class Package(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = PackageQuerySet.as_manager()
+
+    # Staff edits are recorded with their old and new values (catalog.history).
+    history = HistoricalRecords(m2m_fields=[variants])
 
     class Meta:
         ordering = ["catalog__sort_order", "sort_order", "tier", "name"]
@@ -445,6 +456,8 @@ class PackageScaling(models.Model):
     from_package = models.ForeignKey(Package, on_delete=models.CASCADE, related_name="+")
     to_package = models.ForeignKey(Package, on_delete=models.CASCADE, related_name="+")
 
+    history = HistoricalRecords()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(
@@ -502,6 +515,8 @@ class PackagePrice(PricedInCurrencies["PackagePriceAmount"], models.Model):
     )
     enabled = models.BooleanField(default=True)
     sort_order = models.IntegerField(default=0)
+
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["sort_order", "id"]
@@ -653,6 +668,8 @@ class PackagePriceAmount(PriceAmount):
 
     money_fields = (*PriceAmount.money_fields, "signup_fee")
 
+    history = HistoricalRecords()
+
     class Meta(PriceAmount.Meta):
         ordering = ["id"]
         constraints = [
@@ -727,6 +744,8 @@ class Variant(models.Model):
     )
     sort_order = models.IntegerField(default=0)
 
+    history = HistoricalRecords()
+
     class Meta:
         ordering = ["sort_order", "name"]
 
@@ -739,6 +758,8 @@ class VariantOption(models.Model):
     name = models.CharField(max_length=120)
     value = models.CharField(max_length=255, help_text="Handed to the provisioning plugin.")
     sort_order = models.IntegerField(default=0)
+
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["sort_order", "id"]
@@ -768,6 +789,8 @@ class VariantPrice(PricedInCurrencies["VariantPriceAmount"], models.Model):
         max_length=100, help_text="Must match the name of a package pricing option exactly."
     )
 
+    history = HistoricalRecords()
+
     class Meta:
         ordering = ["id"]
         constraints = [
@@ -786,6 +809,8 @@ class VariantPriceAmount(PriceAmount):
     variant_price = models.ForeignKey(
         VariantPrice, on_delete=models.CASCADE, related_name="amounts"
     )
+
+    history = HistoricalRecords()
 
     class Meta(PriceAmount.Meta):
         ordering = ["id"]
@@ -816,6 +841,8 @@ class Feature(models.Model):
     )
     sort_order = models.IntegerField(default=0)
 
+    history = HistoricalRecords()
+
     class Meta:
         ordering = ["sort_order", "name"]
 
@@ -830,6 +857,8 @@ class PackageFeature(models.Model):
     package = models.ForeignKey(Package, on_delete=models.CASCADE, related_name="features")
     feature = models.ForeignKey(Feature, on_delete=models.PROTECT, related_name="package_values")
     value = models.CharField(max_length=255, blank=True, help_text="yes/no, a number or text.")
+
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["feature__sort_order", "feature__name"]
@@ -882,6 +911,8 @@ class Quota(models.Model):
     reset_period = models.CharField(max_length=10, choices=Reset.choices, default=Reset.NEVER)
     sort_order = models.IntegerField(default=0)
 
+    history = HistoricalRecords()
+
     class Meta:
         ordering = ["sort_order", "name"]
 
@@ -901,6 +932,8 @@ class PackageQuota(models.Model):
         blank=True,
         help_text="Price per unit beyond the limit, when the package has overages enabled.",
     )
+
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["quota__sort_order", "quota__name"]

@@ -64,11 +64,11 @@ def package_set_scaling_targets(*, package: Package, targets: Iterable[Package])
                 "to_package_id", flat=True
             )
         )
-        PackageScaling.objects.bulk_create(
-            PackageScaling(from_package=package, to_package=target)
-            for target in targets
-            if target.pk not in existing
-        )
+        # One save per row (a package has a handful of targets): the audit trail
+        # records saves and deletes, not bulk_create.
+        for target in targets:
+            if target.pk not in existing:
+                PackageScaling.objects.create(from_package=package, to_package=target)
 
 
 def _copy(instance, **changes):

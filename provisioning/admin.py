@@ -28,8 +28,6 @@ def test_connection(instance: ProviderInstance) -> ConnectionResult:
 class ProviderInstanceChildAdmin(PolymorphicChildModelAdmin):
     base_model = ProviderInstance
     base_form = ProviderInstanceForm
-    # Fields rendered write-only (see ProviderInstanceForm).
-    secret_fields: tuple[str, ...] = ()
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if isinstance(db_field, models.URLField):
@@ -38,7 +36,8 @@ class ProviderInstanceChildAdmin(PolymorphicChildModelAdmin):
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
-        form.secret_fields = self.secret_fields
+        # Rendered write-only (see ProviderInstanceForm); the model names them.
+        form.secret_fields = self.model.secret_fields
         return form
 
     @admin.display(description="used by")
@@ -57,7 +56,6 @@ class ManualInstanceAdmin(ProviderInstanceChildAdmin):
 class WebhookInstanceAdmin(ProviderInstanceChildAdmin):
     fields = ["name", "is_active", "url", "signing_secret", "timeout_seconds", "used_by"]
     readonly_fields = ["used_by"]
-    secret_fields = ("signing_secret",)
 
 
 @admin.register(ProviderInstance)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.dispatch import receiver
+from django.utils.crypto import salted_hmac
 from polymorphic.models import PolymorphicModel
+from simple_history.models import HistoricalRecords
+from simple_history.signals import pre_create_historical_record
 
 from .plugins.base import Plugin
 from .registry import get_plugin
@@ -15,6 +19,9 @@ class ProviderInstance(PolymorphicModel):
 
     # Set by each subclass: the registry key of the plugin that drives it.
     plugin_key: str = ""
+    # Fields written but never shown: the admin renders them write-only and the
+    # history keeps a keyed fingerprint instead of the value (catalog.history).
+    secret_fields: tuple[str, ...] = ()
 
     name = models.CharField(max_length=120, unique=True)
     is_active = models.BooleanField(
@@ -22,6 +29,9 @@ class ProviderInstance(PolymorphicModel):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    # Each subclass gets its own history too (inherit=True), with its own fields.
+    history = HistoricalRecords(inherit=True)
 
     class Meta:
         ordering = ["name"]
@@ -54,6 +64,7 @@ class WebhookInstance(ProviderInstance):
     """Any HTTP backend that accepts signed JSON events."""
 
     plugin_key = "webhook"
+    secret_fields = ("signing_secret",)
 
     url = models.URLField("endpoint URL", max_length=500)
     signing_secret = models.CharField(
@@ -69,3 +80,16 @@ class WebhookInstance(ProviderInstance):
 
     class Meta:
         verbose_name = "webhook provider instance"
+
+
+def secret_fingerprint(value: str) -> str:
+    """A keyed digest that tells two values apart without revealing either."""
+    return salted_hmac("provisioning.history.secret", value or "", algorithm="sha256").hexdigest()
+
+
+@receiver(pre_create_historical_record)
+def mask_secrets_in_history(sender, instance, history_instance, **kwargs) -> None:
+    # The history row is saved after this signal: it keeps a fingerprint, so
+    # the trail can say the secret changed, never what it is.
+    for name in getattr(instance, "secret_fields", ()):
+        setattr(history_instance, name, secret_fingerprint(getattr(instance, name)))

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
-from django.urls import reverse
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.http import urlencode
 
-from . import jobs, lifecycle, ordering
+from catalog.models import Package, PackagePrice, price_amounts_changed
+
+from . import jobs, lifecycle, ordering, price_changes
 from .models import (
     Invoice,
     Order,
     ProvisioningJob,
+    ScheduledPriceChange,
     Service,
 )
 
@@ -356,3 +363,116 @@ class ProvisioningJobAdmin(RecordAdmin):
     def complete(self, request, queryset):
         _run(self, request, queryset, lambda job: jobs.provisioning_job_complete(job=job),
              "{count} job(s) completed.")  # fmt: skip
+
+
+# --- price changes ------------------------------------------------------------
+
+
+def _changed_options(package: Package, changed: str) -> list[tuple[PackagePrice, str]]:
+    """(option, currency) pairs named "id:CUR,id:CUR" in a URL, of `package` only."""
+    pairs = []
+    for item in changed.split(","):
+        option_id, _, currency = item.partition(":")
+        if option_id.isdigit() and currency:
+            pairs.append((int(option_id), currency))
+    options = {
+        option.pk: option
+        for option in package.prices.filter(pk__in=[pk for pk, _ in pairs]).prefetch_related(
+            "amounts"
+        )
+    }
+    return [(options[pk], currency) for pk, currency in pairs if pk in options]
+
+
+def _previews(package: Package, changed: str) -> list[price_changes.PricePreview]:
+    previews = []
+    for option, currency in _changed_options(package, changed):
+        preview = price_changes.price_change_preview(option=option, currency=currency)
+        if preview is not None and preview.count:
+            previews.append(preview)
+    return previews
+
+
+def price_change_confirm_url(*, package: Package, changed, **kwargs) -> str | None:
+    """Receiver of catalog's price_amounts_changed: the confirm page, when services are affected."""
+    encoded = ",".join(f"{option_id}:{currency}" for option_id, currency in changed)
+    if not _previews(package, encoded):
+        return None
+    query = urlencode({"package": package.pk, "changed": encoded})
+    return f"{reverse('admin:subscriptions_scheduledpricechange_confirm')}?{query}"
+
+
+price_amounts_changed.connect(
+    price_change_confirm_url, sender=Package, dispatch_uid="subscriptions-price-change"
+)
+
+
+KEEP, MOVE = "keep", "move"
+
+
+@admin.register(ScheduledPriceChange)
+class ScheduledPriceChangeAdmin(admin.ModelAdmin):
+    list_display = ["service", "recurring_amount", "effective_at", "notice_sent_at", "applied_at",
+                    "created_by"]  # fmt: skip
+    list_filter = ["applied_at", "currency"]
+    list_select_related = ["service", "created_by"]
+    readonly_fields = [field.name for field in ScheduledPriceChange._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        confirm = path(
+            "confirm/",
+            self.admin_site.admin_view(self.confirm_view),
+            name="subscriptions_scheduledpricechange_confirm",
+        )
+        return [confirm, *super().get_urls()]
+
+    def confirm_view(self, request):
+        """After a price change: how many services it reaches, and keep or move them."""
+        if not request.user.has_perm("subscriptions.add_scheduledpricechange"):
+            raise PermissionDenied
+        package_id = request.GET.get("package", "")
+        package = Package.objects.filter(pk=package_id).first() if package_id.isdigit() else None
+        if package is None:
+            return HttpResponseRedirect(reverse("admin:catalog_package_changelist"))
+        package_url = reverse("admin:catalog_package_change", args=[package.pk])
+        previews = _previews(package, request.GET.get("changed", ""))
+        if not previews:
+            return HttpResponseRedirect(package_url)
+        if request.method == "POST":
+            if request.POST.get("outcome") == MOVE:
+                now = timezone.now()
+                moved = sum(
+                    price_changes.price_change_schedule(preview=preview, now=now, user=request.user)
+                    for preview in previews
+                )
+                self.message_user(
+                    request,
+                    f"{moved} service(s) move to the new price at their first renewal at least "
+                    f"{settings.BILLING_PRICE_CHANGE_NOTICE_DAYS} days from now; each customer "
+                    "is emailed before.",
+                    messages.SUCCESS,
+                )
+            else:
+                self.message_user(request, "Existing services keep their price.", messages.INFO)
+            return HttpResponseRedirect(package_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Existing services and the new price",
+            "subtitle": None,
+            "opts": self.opts,
+            "package": package,
+            "package_url": package_url,
+            "previews": previews,
+            "notice_days": settings.BILLING_PRICE_CHANGE_NOTICE_DAYS,
+            "keep": KEEP,
+            "move": MOVE,
+        }
+        return TemplateResponse(
+            request, "admin/subscriptions/scheduledpricechange/confirm.html", context
+        )

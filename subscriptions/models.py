@@ -576,3 +576,45 @@ class ProvisioningJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.service}"
+
+
+class ScheduledPriceChange(models.Model):
+    """Staff moved a service to its option's new price, from the renewal at `effective_at`.
+
+    The billing run charges `recurring_amount` for periods starting at or after
+    `effective_at` (subscriptions.price_changes) and then applies it to the service.
+    """
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="price_changes")
+    currency = models.CharField(max_length=3)
+    recurring_amount = MoneyField(**MONEY, help_text="The new amount per period for this unit.")
+    package_amount = MoneyField(**MONEY, help_text="The pricing option's part of it.")
+    effective_at = models.DateTimeField(help_text="Start of the first period at the new price.")
+    notice_sent_at = models.DateTimeField(null=True, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["effective_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service"],
+                condition=Q(applied_at__isnull=True),
+                name="%(app_label)s_%(class)s_one_pending_per_service",
+            ),
+            models.CheckConstraint(
+                condition=Q(recurring_amount__gte=0) & Q(package_amount__gte=0),
+                name="%(app_label)s_%(class)s_amount_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(recurring_amount_currency=F("currency"))
+                & Q(package_amount_currency=F("currency")),
+                name="%(app_label)s_%(class)s_one_currency",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service}: {self.recurring_amount} from {self.effective_at:%Y-%m-%d}"

@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.test import Client, RequestFactory
 from django.urls import reverse
+from django.utils import timezone
 from djmoney.money import Money
 
 from catalog.demo import load_demo
@@ -14,6 +15,7 @@ from catalog.models import Package
 from payments.demo import load_demo_gateways
 from payments.models import SavedPaymentMethod, StripeGateway, WebhookEvent
 from payments.services import credit_adjust, payment_record, payment_refund
+from subscriptions.models import ScheduledPriceChange
 from subscriptions.ordering import order_place
 
 REGISTERED_MODELS = sorted(admin.site._registry, key=lambda model: model._meta.label)
@@ -51,6 +53,15 @@ def store(db, staff_user, customer):
         customer=customer, gateway=stripe, gateway_customer_id="cus_1",
         gateway_method_id="pm_1", label="Visa 4242", is_default=True,
     )  # fmt: skip
+    # A price change staff scheduled for the service.
+    service = order.services.get()
+    ScheduledPriceChange.objects.create(
+        service=service,
+        currency=service.currency,
+        recurring_amount=service.recurring_amount,
+        package_amount=service.recurring_amount,
+        effective_at=timezone.now(),
+    )
     # The login records (django-axes): a login, then a failed attempt (a login would clear it).
     login = reverse("login")
     Client().post(login, {"username": "ann@example.com", "password": "ann-password-1"})

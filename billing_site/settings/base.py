@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "django_tasks",
     "axes",
     "csp",
+    "simple_history",
     "catalog",
     "provisioning",
     "storefront",
@@ -47,6 +48,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Names the staff user on each catalog history record (django-simple-history).
+    "simple_history.middleware.HistoryRequestMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     # Last, as django-axes requires: turns a lockout into its response.
@@ -160,6 +163,9 @@ PROVISIONING_LEASE_SECONDS = env_int("PROVISIONING_LEASE_SECONDS", 60)
 # The billing run reminds customers this many days ahead of a trial's end and
 # of a renewal (0 sends no reminders).
 BILLING_REMINDER_DAYS = env_int("BILLING_REMINDER_DAYS", 3)
+# When staff move existing services to a new price, each customer is emailed at
+# least this many days before the renewal that first charges it.
+BILLING_PRICE_CHANGE_NOTICE_DAYS = env_int("BILLING_PRICE_CHANGE_NOTICE_DAYS", 30)
 
 # Login throttling (django-axes, attempts kept in the database so every server
 # process and machine shares them). After LOGIN_FAILURE_LIMIT wrong passwords

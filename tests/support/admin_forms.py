@@ -1,0 +1,85 @@
+"""Submitting admin pages as a browser would: the form's own fields, some changed."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+
+class FormFields(HTMLParser):
+    """The (name, value) pairs a browser submits for one form of a page, buttons aside."""
+
+    def __init__(self, form_id: str):
+        super().__init__(convert_charrefs=True)
+        self.form_id = form_id
+        self.inside = False
+        self.pairs: list[tuple[str, str]] = []
+        self.select: dict | None = None
+        self.options: list[tuple[str, bool]] = []
+        self.option: dict | None = None
+        self.textarea: dict | None = None
+        self.text = ""
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form":
+            self.inside = attrs.get("id") == self.form_id
+        elif not self.inside or "disabled" in attrs:
+            return
+        elif tag == "input" and "name" in attrs:
+            kind = attrs.get("type", "text")
+            if kind in {"submit", "button", "reset", "image", "file"}:
+                return
+            if kind in {"checkbox", "radio"} and "checked" not in attrs:
+                return
+            default = "on" if kind in {"checkbox", "radio"} else ""
+            self.pairs.append((attrs["name"], attrs.get("value", default)))
+        elif tag == "select" and "name" in attrs:
+            self.select, self.options = attrs, []
+        elif tag == "option" and self.select is not None:
+            self.option, self.text = attrs, ""
+        elif tag == "textarea" and "name" in attrs:
+            self.textarea, self.text = attrs, ""
+
+    def handle_data(self, data):
+        if self.option is not None or self.textarea is not None:
+            self.text += data
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self.inside = False
+        elif tag == "option" and self.option is not None:
+            value = self.option.get("value", self.text.strip())
+            self.options.append((value, "selected" in self.option))
+            self.option = None
+        elif tag == "select" and self.select is not None:
+            chosen = [value for value, selected in self.options if selected]
+            if not chosen and "multiple" not in self.select and self.options:
+                chosen = [self.options[0][0]]
+            self.pairs.extend((self.select["name"], value) for value in chosen)
+            self.select = None
+        elif tag == "textarea" and self.textarea is not None:
+            # Browsers drop the line break that follows <textarea>.
+            self.pairs.append((self.textarea["name"], self.text.removeprefix("\n")))
+            self.textarea = None
+
+
+def page_data(response, form_id: str) -> dict[str, list[str]]:
+    parser = FormFields(form_id)
+    parser.feed(response.content.decode())
+    data: dict[str, list[str]] = {}
+    for name, value in parser.pairs:
+        data.setdefault(name, []).append(value)
+    return data
+
+
+def submit(client, url: str, changes: dict | None = None, *, form_id: str, **extra):
+    """Open the page, change some fields (None removes one) and post it back."""
+    page = client.get(url)
+    assert page.status_code == 200
+    data = page_data(page, form_id)
+    for name, value in (changes or {}).items():
+        if value is None:
+            data.pop(name, None)
+        else:
+            data[name] = [str(item) for item in value] if isinstance(value, list) else [str(value)]
+    return client.post(url, {**data, **extra})

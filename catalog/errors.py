@@ -72,6 +72,10 @@ class ErrorCode(models.TextChoices):
     # provisioning jobs
     NOT_WAITING = "not_waiting", "The job is not waiting for staff"
     NOT_RETRYABLE = "not_retryable", "The job cannot be retried"
+    # usage
+    UNKNOWN_QUOTA = "unknown_quota", "The service has no such quota"
+    USAGE_INVALID = "usage_invalid", "The usage record is not valid"
+    USAGE_KEY_REUSED = "usage_key_reused", "The idempotency key was used for other usage"
     # accounts
     EMAIL_TAKEN = "email_taken", "An account has this email address"
 

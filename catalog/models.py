@@ -63,6 +63,7 @@ class NotificationEvent(models.TextChoices):
     SERVICE_CANCELLED = "service_cancelled", "Service cancelled"
     SERVICE_TERMINATED = "service_terminated", "Service terminated"
     PACKAGE_CHANGED = "package_changed", "Package changed (upgrade/downgrade)"
+    QUOTA_REACHED = "quota_reached", "Quota reached"
 
 
 def validate_notification_preferences(value) -> None:

@@ -24,4 +24,5 @@ urlpatterns = [
         name="service_drop_change",
     ),
     path("account/invoices/<int:pk>/", views.invoice_detail, name="invoice"),
+    path("providers/<int:instance_pk>/usage/", views.provider_usage, name="provider_usage"),
 ]

@@ -24,8 +24,9 @@ pytestmark = pytest.mark.django_db
 
 CHECKOUT_REVIEW_QUERIES = 9
 # Includes the locks, the order, its invoice, services and jobs, and the one task that
-# sends both the “order placed” and “invoice created” emails (it was 18 before them).
-CHECKOUT_PLACE_QUERIES = 19
+# sends both the “order placed” and “invoice created” emails (it was 18 before them),
+# and the package's quotas the services snapshot (one query, however many quotas).
+CHECKOUT_PLACE_QUERIES = 20
 ACCOUNT_QUERIES = 5  # session, user, orders, services, invoices
 
 

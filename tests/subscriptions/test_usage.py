@@ -250,15 +250,17 @@ def test_no_overage_is_billed_with_overages_off(customer):
     service = with_period(metered_service(customer, limit=10))
     record(service, "50", key="a")
 
-    assert service_overage_lines(
-        service, service.current_period_start, service.current_period_end
-    ) == []
+    assert (
+        service_overage_lines(service, service.current_period_start, service.current_period_end)
+        == []
+    )
 
 
 def test_overage_lines_for_many_services_take_one_query(customer, django_assert_num_queries):
     services = [
-        with_period(metered_service(customer, limit=10, overage_price=usd("2"),
-                                    overages_enabled=True))  # fmt: skip
+        with_period(
+            metered_service(customer, limit=10, overage_price=usd("2"), overages_enabled=True)
+        )  # fmt: skip
         for _ in range(3)
     ]
     for number, service in enumerate(services):

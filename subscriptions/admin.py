@@ -25,7 +25,7 @@ from .models import (
     Service,
     UsageRecord,
 )
-from .quotas import service_usage
+from .quotas import figure, service_usage
 from .usage import usage_record
 
 
@@ -396,7 +396,7 @@ class ServiceAdmin(RecordAdmin):
             else:
                 self.message_user(
                     request,
-                    f"Usage of {outcome.record.quantity.normalize():f} {outcome.record.quota_code} "
+                    f"Usage of {figure(outcome.record.quantity)} {outcome.record.quota_code} "
                     "recorded."
                     if outcome.created
                     else "This usage was already recorded.",
@@ -404,6 +404,9 @@ class ServiceAdmin(RecordAdmin):
                 )
                 url = reverse("admin:subscriptions_service_change", args=[service.pk])
                 return HttpResponseRedirect(f"{url}#usage")
+        # The service's page again, with the form's errors: shown as for a GET, since the
+        # change view would read this POST as an edit of the service.
+        request.method = "GET"
         response = self.change_view(request, str(service.pk), extra_context={"usage_form": form})
         if isinstance(response, TemplateResponse):
             response.status_code = 400

@@ -156,7 +156,7 @@ class QuotaUsage:
 
     @property
     def used_label(self) -> str:
-        return f"{_figure(self.used)} {self.quota.unit}"
+        return f"{figure(self.used)} {self.quota.unit}"
 
     @property
     def limit_label(self) -> str:
@@ -172,19 +172,18 @@ class QuotaUsage:
         if self.quota.billable(self.overages_enabled):
             assert self.quota.overage_price is not None  # billable says so
             return (
-                f"{_figure(self.over)} {self.quota.unit} over, billed at "
+                f"{figure(self.over)} {self.quota.unit} over, billed at "
                 f"{format_money(self.quota.overage_price)} per {self.quota.unit} "
                 "at the end of the period"
             )
         return "Limit reached"
 
 
-def _figure(value: Decimal) -> str:
+def figure(value: Decimal) -> str:
     """A quantity without trailing zeros: 12, 12.5, 1,250."""
-    normalized = value.normalize()
-    if normalized == normalized.to_integral():
-        return f"{normalized.to_integral():,}"
-    return f"{normalized:,f}"
+    if value == value.to_integral_value():
+        return f"{int(value):,}"
+    return f"{value.normalize():,f}"
 
 
 def service_usage(service: Service, now: datetime) -> tuple[datetime | None, list[QuotaUsage]]:
@@ -281,8 +280,8 @@ def _overage_line(
     return OverageLine(
         quota_code=quota.code,
         description=(
-            f"{quota.name}: {_figure(used)} {quota.unit} used {start:%Y-%m-%d} – "
-            f"{end:%Y-%m-%d}, {quota.limit:,} included, {_figure(over)} over "
+            f"{quota.name}: {figure(used)} {quota.unit} used {start:%Y-%m-%d} – "
+            f"{end:%Y-%m-%d}, {quota.limit:,} included, {figure(over)} over "
             f"at {format_money(price)} per {quota.unit}"
         ),
         included=quota.limit,

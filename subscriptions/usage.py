@@ -24,7 +24,7 @@ from catalog.models import NotificationEvent
 from .jobs import provisioning_job_enqueue
 from .models import Customer, ProvisioningJob, QuotaAlert, Service, UsageRecord
 from .notifications import notify_service
-from .quotas import service_quota, usage_total, usage_window
+from .quotas import figure, service_quota, usage_total, usage_window
 
 # A provider's clock may run a little ahead of ours; beyond this, a time is a mistake.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -60,7 +60,7 @@ def usage_record(
         raise refuse(ErrorCode.USAGE_INVALID, "The time must include its UTC offset.")
     if occurred_at > now + CLOCK_SKEW:
         raise refuse(ErrorCode.USAGE_INVALID, "The usage cannot happen in the future.")
-    if occurred_at < service.created_at:
+    if occurred_at < service.created_at - CLOCK_SKEW:
         raise refuse(ErrorCode.USAGE_INVALID, "The usage happened before the service existed.")
     key = idempotency_key.strip()
     if not key or len(key) > 200:
@@ -124,7 +124,7 @@ def _alert_if_reached(service: Service, code: str, occurred_at: datetime, now: d
         service,
         quota_name=quota.name,
         quota_limit=f"{quota.limit:,} {quota.unit}",
-        quota_used=f"{used:,f}".rstrip("0").rstrip(".") + f" {quota.unit}",
+        quota_used=f"{figure(used)} {quota.unit}",
     )
     if service.status not in (Service.Status.TRIAL, Service.Status.ACTIVE, Service.Status.GRACE):
         return  # nothing running on the provider to limit

@@ -53,6 +53,8 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot read {path}: {error.strerror}.") from error
         except UnicodeDecodeError as error:
             raise CommandError(f"{path} is not UTF-8 text.") from error
+        except csv.Error as error:
+            raise CommandError(f"{path} is not a CSV file: {error}.") from error
 
     def _import(self, file) -> None:
         reader = csv.DictReader(file)

@@ -6,7 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+import importlib
+
 import pytest
+from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from djmoney.money import Money
@@ -18,8 +21,16 @@ from subscriptions.models import ProvisioningJob, QuotaAlert, Service, UsageReco
 from subscriptions.plan_changes import service_change_package
 from subscriptions.quotas import overage_lines_for, service_overage_lines, service_usage
 from subscriptions.usage import usage_record
-from tests.factories import metered_service, quota_on, target_of, usd, with_period
-from tests.support.jobs import notification_tasks
+from tests.factories import (
+    WebhookInstanceFactory,
+    metered_service,
+    quota_on,
+    target_of,
+    usd,
+    with_period,
+)
+from tests.support.jobs import notification_tasks, send_queued_notifications
+from tests.support.mail import subjects, text
 
 pytestmark = pytest.mark.django_db
 
@@ -290,3 +301,56 @@ def test_the_usage_of_the_current_period_is_counted_against_each_quota(customer)
     assert usage.used_label == "42.5 minutes"
     assert usage.limit_label == "100 minutes"
     assert usage.meter_value == "42.500000" and usage.meter_max == "100"
+
+
+# --- telling the customer and the provider -------------------------------------------
+
+
+def test_the_quota_reached_email_names_the_quota_and_the_figures(customer, mailoutbox):
+    service = metered_service(customer, limit=1000, name="Meet Pro")
+    send_queued_notifications()
+    mailoutbox.clear()
+
+    record(service, "1250", key="a")
+    send_queued_notifications()
+
+    assert subjects(mailoutbox) == ["Quota reached: Meeting minutes on Meet Pro"]
+    body = text(mailoutbox[0].body)
+    assert "has used 1,250 minutes of the 1,000 minutes its package includes" in body
+
+
+def test_the_webhook_plugin_sends_service_limit_signed(customer, webhook_backend):
+    instance = WebhookInstanceFactory(url=webhook_backend.url, signing_secret="s")
+    service = metered_service(
+        customer,
+        limit=10,
+        provider_instance=instance,
+        provisioning_options={"plan_code": "pro", "region": "", "send_settings": True},
+        checkout_fields={"label": "room"},
+    )
+    service.refresh_from_db()
+    assert service.status == Service.Status.ACTIVE
+
+    record(service, "11", key="a")
+    job = service.jobs.get(action=ProvisioningJob.Action.LIMIT)
+    assert provisioning_job_run(job_id=job.pk) == "done"
+
+    event = webhook_backend.requests[-1].json
+    assert event["event"] == "service.limit"
+    assert event["data"]["service_id"] == str(service.uuid)
+    assert event["data"]["quotas"] == [{"code": "minutes", "limit": 10, "used": "11.000000"}]
+    assert webhook_backend.requests[-1].headers["Idempotency-Key"] == str(job.idempotency_key)
+
+
+def test_services_sold_before_the_snapshot_take_their_packages_quotas(customer):
+    service = metered_service(customer, limit=300, overage_price=usd("0.10"),
+                              overages_enabled=True)  # fmt: skip
+    Service.objects.filter(pk=service.pk).update(quotas=[], overages_enabled=False)
+    migration = importlib.import_module("subscriptions.migrations.0005_usage_records")
+
+    migration.snapshot_existing_services(apps, None)
+
+    service.refresh_from_db()
+    assert service.overages_enabled is True
+    assert service.quotas == [{"code": "minutes", "name": "Meeting minutes", "unit": "minutes",
+                               "limit": 300, "overage_price": "0.10"}]  # fmt: skip

@@ -3,10 +3,9 @@ overages priced for the billing run."""
 
 from __future__ import annotations
 
+import importlib
 from datetime import timedelta
 from decimal import Decimal
-
-import importlib
 
 import pytest
 from django.apps import apps

@@ -8,7 +8,9 @@ there its limit is hard, as if overages were off. The catalog never converts.
 
 Usage counts per billing period: a record belongs to the period its
 `occurred_at` falls in, [period start, period end). A service with no period
-(a one-time purchase, one still being set up) counts from its start.
+(a one-time purchase, one still being set up) counts from its start; an
+outside trial, before the first paid period, counts on its own and is never
+billed (the trial is free).
 """
 
 from __future__ import annotations
@@ -100,12 +102,15 @@ def service_quota(service: Service, code: str) -> ServiceQuota | None:
 def usage_window(service: Service, moment: datetime) -> tuple[datetime | None, datetime | None]:
     """The period usage at `moment` counts in: (start, end), either None when open."""
     start, end = service.current_period_start, service.current_period_end
-    if start is not None and end is not None and start <= moment < end:
+    if start is None or end is None:
+        return service.activated_at, None
+    if moment < start:
+        # An outside trial runs before the first paid period: its usage counts on its own.
+        return service.activated_at, start
+    if moment < end:
         return start, end
-    if start is not None and end is not None and moment >= end:
-        # The period ended and the run has not moved it on yet: usage now is the next one's.
-        return end, None
-    return start or service.activated_at, None
+    # The period ended and the run has not moved it on yet: usage now is the next one's.
+    return end, None
 
 
 def usage_total(service: Service, code: str, start: datetime | None, end: datetime | None):

@@ -353,3 +353,20 @@ def test_services_sold_before_the_snapshot_take_their_packages_quotas(customer):
     assert service.overages_enabled is True
     assert service.quotas == [{"code": "minutes", "name": "Meeting minutes", "unit": "minutes",
                                "limit": 300, "overage_price": "0.10"}]  # fmt: skip
+
+
+def test_usage_in_an_outside_trial_counts_in_the_trial_not_the_first_period(customer):
+    service = metered_service(customer, limit=10, overage_price=usd("1"), overages_enabled=True,
+                              trial_period=7, trial_interval="day",
+                              trial_mode="outside")  # fmt: skip
+    assert service.status == Service.Status.TRIAL
+    record(service, "50", key="in-trial")
+
+    since, (usage,) = service_usage(service, timezone.now())
+
+    assert since == service.activated_at
+    assert usage.used == Decimal(50)
+    assert (
+        service_overage_lines(service, service.current_period_start, service.current_period_end)
+        == []
+    )

@@ -83,6 +83,10 @@ class ErrorCode(models.TextChoices):
     REFUND_CURRENCY = "refund_currency", "Refund currency"
     REFUND_REFUSED = "refund_refused", "Refund refused"
     REFUND_STATUS = "refund_status", "Refund status"
+    # usage
+    UNKNOWN_QUOTA = "unknown_quota", "The service has no such quota"
+    USAGE_INVALID = "usage_invalid", "The usage record is not valid"
+    USAGE_KEY_REUSED = "usage_key_reused", "The idempotency key was used for other usage"
     # accounts
     EMAIL_TAKEN = "email_taken", "An account has this email address"
 

@@ -65,6 +65,7 @@ class NotificationEvent(models.TextChoices):
     SERVICE_TERMINATED = "service_terminated", "Service terminated"
     PACKAGE_CHANGED = "package_changed", "Package changed (upgrade/downgrade)"
     PRICE_CHANGE = "price_change", "Price change notice"
+    QUOTA_REACHED = "quota_reached", "Quota reached"
 
 
 def validate_notification_preferences(value) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
-from django.http import HttpResponseRedirect
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -18,13 +20,17 @@ from django.utils.http import urlencode
 from catalog.models import Package, PackagePrice, price_amounts_changed
 
 from . import jobs, lifecycle, ordering, price_changes
+from .forms import StaffUsageForm
 from .models import (
     Invoice,
     Order,
     ProvisioningJob,
     ScheduledPriceChange,
     Service,
+    UsageRecord,
 )
+from .quotas import figure, service_usage
+from .usage import usage_record
 
 
 @dataclass
@@ -231,6 +237,7 @@ class InvoiceAdmin(SnapshotAdmin):
 
 @admin.register(Service)
 class ServiceAdmin(RecordAdmin):
+    change_form_template = "admin/subscriptions/service/change_form.html"
     list_display = ["__str__", "customer", "status", "needs_attention", "provisioning_error",
                     "remote_id", "next_due_at", "grace_ends_at"]  # fmt: skip
     list_filter = ["needs_attention", "status", "currency"]
@@ -242,6 +249,7 @@ class ServiceAdmin(RecordAdmin):
         "checkout_fields": "Checkout fields",
         "provisioning_options": "Provisioning options",
         "package_settings": "Package settings",
+        "quotas": "Quotas as sold",
     }
 
     def record_summary(self, service: Service) -> list[tuple[str, object]]:
@@ -255,6 +263,12 @@ class ServiceAdmin(RecordAdmin):
             ("Package", admin_link(service.package, service.package_name)),
             ("Pricing option", service.price_name),
             ("Recurring amount", service.recurring_amount),
+            (
+                "Overages",
+                "billed at the end of each period"
+                if service.overages_enabled
+                else "off: quota limits are hard",
+            ),
             ("Provider instance", admin_link(service.provider_instance)),
             ("Remote id", service.remote_id),
             ("Created", service.created_at),
@@ -284,7 +298,79 @@ class ServiceAdmin(RecordAdmin):
                  change.charge, change.effective_at, change.applied_at]
                 for change in service.plan_changes.order_by("-created_at")
             ]),
+            RecordTable("usage-records", "Usage (latest 50)",
+                        ["Quota", "Quantity", "Happened", "Source", "Idempotency key",
+                         "Recorded by"], [
+                [record.quota_code, record.quantity, record.occurred_at,
+                 record.get_source_display(), record.idempotency_key, record.recorded_by]
+                for record in service.usage_records.select_related("recorded_by")[:50]
+            ]),
         ]  # fmt: skip
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            since, usage = service_usage(obj, timezone.now())
+            context.update(usage=usage, usage_since=since)
+            if obj.quotas and self.has_change_permission(request, obj):
+                context.setdefault("usage_form", self.usage_form(obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def usage_form(self, service: Service, data=None) -> StaffUsageForm:
+        return StaffUsageForm(
+            data,
+            service=service,
+            initial={
+                "occurred_at": timezone.now().replace(microsecond=0),
+                "idempotency_key": f"staff-{uuid.uuid4()}",
+            },
+        )
+
+    def get_urls(self):
+        return [
+            path("<int:pk>/usage/", self.admin_site.admin_view(self.add_usage_view),
+                 name="subscriptions_service_add_usage"),
+            *super().get_urls(),
+        ]  # fmt: skip
+
+    def add_usage_view(self, request, pk: int):
+        """Staff record usage from the service's page; errors show on its form there."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        service = get_object_or_404(Service, pk=pk)
+        if not self.has_change_permission(request, service):
+            raise PermissionDenied
+        form = self.usage_form(service, request.POST)
+        if form.is_valid():
+            try:
+                outcome = usage_record(
+                    service=service,
+                    quota_code=form.cleaned_data["quota"],
+                    quantity=form.cleaned_data["quantity"],
+                    occurred_at=form.cleaned_data["occurred_at"],
+                    idempotency_key=form.cleaned_data["idempotency_key"],
+                    source=UsageRecord.Source.STAFF,
+                    recorded_by=request.user,
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                self.message_user(
+                    request,
+                    f"Usage of {figure(outcome.record.quantity)} {outcome.record.quota_code} "
+                    "recorded."
+                    if outcome.created
+                    else "This usage was already recorded.",
+                    messages.SUCCESS,
+                )
+                url = reverse("admin:subscriptions_service_change", args=[service.pk])
+                return HttpResponseRedirect(f"{url}#usage")
+        # The service's page again, with the form's errors: shown as for a GET, since the
+        # change view would read this POST as an edit of the service.
+        request.method = "GET"
+        response = self.change_view(request, str(service.pk), extra_context={"usage_form": form})
+        if isinstance(response, TemplateResponse):
+            response.status_code = 400
+        return response
 
     @admin.action(description="Retry failed provisioning, or provisioning whose worker stopped")
     def retry_provisioning(self, request, queryset):

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django import forms
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.forms import AuthenticationForm
@@ -76,3 +78,45 @@ class CancelServiceForm(forms.Form):
         widget=forms.RadioSelect,
         initial=Service.CancelMode.PERIOD_END,
     )
+
+
+class UsageForm(forms.Form):
+    """One usage report: the same fields whether a provider, staff or a CSV file sends it."""
+
+    quota = forms.SlugField(max_length=64)
+    quantity = forms.DecimalField(
+        max_digits=20,
+        decimal_places=6,
+        min_value=Decimal("0.000001"),
+        error_messages={"min_value": "The quantity must be above zero."},
+    )
+    occurred_at = forms.DateTimeField(
+        label="When it happened",
+        help_text="ISO 8601 with its UTC offset, e.g. 2026-03-01T12:00:00Z.",
+    )
+    idempotency_key = forms.CharField(max_length=200)
+
+    def error_text(self) -> str:
+        return "; ".join(
+            f"{name}: {' '.join(map(str, errors))}" if name != "__all__" else " ".join(errors)
+            for name, errors in self.errors.items()
+        )
+
+
+class ProviderUsageForm(UsageForm):
+    """What a provider plugin POSTs: its service by the uuid it was given."""
+
+    service = forms.UUIDField()
+
+
+class StaffUsageForm(UsageForm):
+    """Staff add usage on a service's admin page; the key is drawn when the form is shown,
+    so submitting it twice records the usage once."""
+
+    def __init__(self, *args, service: Service, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["quota"] = forms.ChoiceField(
+            choices=[(item["code"], f"{item['name']} ({item['unit']})") for item in service.quotas]
+        )
+        self.fields["idempotency_key"].widget = forms.HiddenInput()
+        self.fields["occurred_at"].help_text = "As YYYY-MM-DD HH:MM (UTC) or ISO 8601."

@@ -325,6 +325,16 @@ class Service(models.Model):
     )
     provisioning_options = models.JSONField(default=dict, blank=True)
     package_settings = models.JSONField(default=dict, blank=True)
+    # The package's quotas as sold (see `subscriptions.quotas.quota_snapshot`): a later
+    # catalog edit changes neither what is included nor what an overage costs.
+    quotas = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="[{code, name, unit, limit (null: unlimited), overage_price (null: none)}]",
+    )
+    overages_enabled = models.BooleanField(
+        default=False, help_text="Usage beyond a quota is billed; otherwise the limit is hard."
+    )
     remote_id = models.CharField(max_length=255, blank=True)
     needs_attention = models.BooleanField(default=False)
     provisioning_error = models.TextField(blank=True)
@@ -458,6 +468,9 @@ class PlanChange(models.Model):
     package_amount = MoneyField(**MONEY)
     provisioning_options = models.JSONField(default=dict, blank=True)
     package_settings = models.JSONField(default=dict, blank=True)
+    # The target's quotas as sold when the change was asked for; they apply from the change.
+    quotas = models.JSONField(default=list, blank=True)
+    overages_enabled = models.BooleanField(default=False)
     took_stock = models.BooleanField(default=False)
     charge = MoneyField(**MONEY, help_text="Prorated charge of an upgrade.")
     invoice = models.ForeignKey(
@@ -513,6 +526,8 @@ class ProvisioningJob(models.Model):
         TERMINATE = "terminate", "Terminate"
         RENEW = "renew", "Renew"
         CHANGE_PACKAGE = "change_package", "Change package"
+        # Tell the provider a quota is used up (overages off): it enforces the limit.
+        LIMIT = "limit", "Limit reached"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -618,3 +633,64 @@ class ScheduledPriceChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service}: {self.recurring_amount} from {self.effective_at:%Y-%m-%d}"
+
+
+class UsageRecord(models.Model):
+    """Usage of one of a service's quotas, reported once per idempotency key."""
+
+    class Source(models.TextChoices):
+        PROVIDER = "provider", "Provider"
+        STAFF = "staff", "Staff"
+        IMPORT = "import", "CSV import"
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="usage_records")
+    # The quota's code as the service's snapshot has it (`Service.quotas`): the
+    # snapshot, not the catalog, says what a service has.
+    quota_code = models.SlugField(max_length=64)
+    quantity = models.DecimalField(max_digits=20, decimal_places=6)
+    occurred_at = models.DateTimeField()
+    idempotency_key = models.CharField(max_length=200)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [models.Index(fields=["service", "occurred_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service", "idempotency_key"],
+                name="%(app_label)s_%(class)s_one_per_key",
+                violation_error_message="This service already has usage with this key.",
+            ),
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0),
+                name="%(app_label)s_%(class)s_quantity_positive",
+                violation_error_message="A usage quantity must be above zero.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} {self.quota_code} on {self.service}"
+
+
+class QuotaAlert(models.Model):
+    """A quota reached with overages off: the customer and provider are told once a period."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="quota_alerts")
+    quota_code = models.SlugField(max_length=64)
+    period_start = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service", "quota_code", "period_start"],
+                name="%(app_label)s_%(class)s_once_per_period",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quota_code} reached on {self.service}"

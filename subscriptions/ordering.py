@@ -23,6 +23,7 @@ from .invoicing import invoice_issue, invoice_settle
 from .lifecycle import service_end
 from .models import Customer, Invoice, InvoiceLine, LineKind, Order, OrderLine, Service
 from .notifications import notify_order_placed
+from .quotas import quota_snapshot
 from .quotes import (
     Quote,
     QuoteLine,
@@ -137,6 +138,7 @@ def order_place(
     )
 
     trial = quote.trial_applies
+    quotas = quota_snapshot(package, currency)
     services = [
         Service(
             customer=customer,
@@ -160,6 +162,8 @@ def order_place(
             provider_instance_id=package.provider_instance_id,
             provisioning_options=package.provisioning_options,
             package_settings=package.package_settings,
+            quotas=quotas,
+            overages_enabled=package.overages_enabled,
             took_stock=unit < taken,
         )
         for unit in range(quantity)

@@ -26,6 +26,7 @@ from .jobs import provisioning_job_cancel_open, provisioning_job_enqueue
 from .lifecycle import plan_change_drop
 from .models import Customer, Invoice, LineKind, PlanChange, ProvisioningJob, Service
 from .notifications import notify_service
+from .quotas import quota_snapshot
 from .quotes import check_per_user_limit
 
 
@@ -125,6 +126,8 @@ def service_change_package(
         package_amount=package_amount,
         provisioning_options=target.provisioning_options,
         package_settings=target.package_settings,
+        quotas=quota_snapshot(target, service.currency),
+        overages_enabled=target.overages_enabled,
         took_stock=took_stock,
         charge=Money(0, service.currency),
         effective_at=now if upgrade else service.current_period_end,
@@ -164,6 +167,8 @@ def _plan_change_apply(change: PlanChange, service: Service, now: datetime) -> N
     service.package_amount = change.package_amount
     service.provisioning_options = change.provisioning_options
     service.package_settings = change.package_settings
+    service.quotas = change.quotas
+    service.overages_enabled = change.overages_enabled
     service.save()
     change.status = PlanChange.Status.APPLIED
     change.applied_at = now

@@ -23,4 +23,5 @@ urlpatterns = [
         views.service_drop_change,
         name="service_drop_change",
     ),
+    path("providers/<int:instance_pk>/usage/", views.provider_usage, name="provider_usage"),
 ]

@@ -1,25 +1,34 @@
 from __future__ import annotations
 
+import json
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from catalog.currency import get_currency
+from catalog.errors import ErrorCode
 from catalog.models import Package
 from catalog.selection import parse_id, parse_selection
+from provisioning.models import ProviderInstance
+from provisioning.plugins.webhook import SIGNATURE_HEADER, verify
 
 from . import accounts, lifecycle, ordering, plan_changes, quotes, selectors
-from .forms import CancelServiceForm, SignUpForm
-from .models import Invoice, PlanChange, Service
+from .forms import CancelServiceForm, ProviderUsageForm, SignUpForm
+from .models import Invoice, PlanChange, Service, UsageRecord
+from .quotas import service_usage
 from .throttling import sign_up_attempt_allowed
+from .usage import usage_record
 
 
 def _selection_fields(data) -> list[tuple[str, str]]:
@@ -138,9 +147,13 @@ def service_detail(request, pk: int):
 
 
 def _service_context(service: Service) -> dict:
+    now = timezone.now()
     scheduled = selectors.service_scheduled_change(service=service)
-    changeable = service.package_change_refusal(timezone.now()) is None and scheduled is None
+    changeable = service.package_change_refusal(now) is None and scheduled is None
+    usage_since, usage = service_usage(service, now)
     return {
+        "usage": usage,
+        "usage_since": usage_since,
         "can_cancel": service.cancellation_refusal() is None,
         "scheduled_change": scheduled,
         "change_targets": selectors.service_change_targets(service=service) if changeable else [],
@@ -245,4 +258,76 @@ def signup(request):
             return redirect("subscriptions:account")
     return render(
         request, "registration/signup.html", {"form": form, "next": request.GET.get("next", "")}
+    )
+
+
+# A usage report is a few hundred bytes; anything far larger is not one.
+USAGE_BODY_LIMIT = 16 * 1024
+
+
+def _usage_answer(status: int, code: str, message: str, **extra) -> JsonResponse:
+    return JsonResponse({"status": code, "message": message, **extra}, status=status)
+
+
+@csrf_exempt
+@require_POST
+def provider_usage(request, instance_pk: int):
+    """A provider plugin reports usage of one of its services' quotas.
+
+    The body is JSON signed like the webhook plugin's events, with the
+    instance's signing secret: `X-Billing-Signature: t=<unix time>,v1=<hex
+    HMAC-SHA256 of "<t>.<body>">`, refused outside the replay window. A report
+    sent again (a retry, a replay inside the window) is answered with the
+    record already written, never counted twice.
+    """
+    instance = ProviderInstance.objects.filter(pk=instance_pk).first()
+    secret = getattr(instance, "signing_secret", "") if instance is not None else ""
+    if not secret:
+        return _usage_answer(404, "unknown_provider", "No provider instance takes usage here.")
+    body = request.body  # Django refuses one past DATA_UPLOAD_MAX_MEMORY_SIZE with a 400
+    if len(body) > USAGE_BODY_LIMIT:
+        return _usage_answer(413, "too_large", "A usage report is at most 16 KB.")
+    if not verify(secret, body, request.headers.get(SIGNATURE_HEADER, "")):
+        return _usage_answer(
+            401, "bad_signature", "The signature is missing, wrong or outside the replay window."
+        )
+    try:
+        data = json.loads(body, parse_float=Decimal)
+    except ValueError:  # also a body that is not UTF-8
+        return _usage_answer(400, "bad_json", "The body must be a JSON object.")
+    if not isinstance(data, dict):
+        return _usage_answer(400, "bad_json", "The body must be a JSON object.")
+    fields = {}
+    for name, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+            return _usage_answer(
+                400, ErrorCode.USAGE_INVALID, f"{name}: give a string or a number."
+            )
+        fields[name] = str(value)
+    form = ProviderUsageForm(fields)
+    if not form.is_valid():
+        return _usage_answer(400, ErrorCode.USAGE_INVALID, form.error_text())
+    service = Service.objects.filter(
+        uuid=form.cleaned_data["service"], provider_instance_id=instance.pk
+    ).first()
+    if service is None:
+        return _usage_answer(404, "unknown_service", "This provider has no such service.")
+    try:
+        outcome = usage_record(
+            service=service,
+            quota_code=form.cleaned_data["quota"],
+            quantity=form.cleaned_data["quantity"],
+            occurred_at=form.cleaned_data["occurred_at"],
+            idempotency_key=form.cleaned_data["idempotency_key"],
+            source=UsageRecord.Source.PROVIDER,
+        )
+    except ValidationError as error:
+        code = getattr(error, "code", None) or ErrorCode.USAGE_INVALID
+        status = 409 if code == ErrorCode.USAGE_KEY_REUSED else 400
+        return _usage_answer(status, str(code), " ".join(error.messages))
+    return _usage_answer(
+        201 if outcome.created else 200,
+        "recorded" if outcome.created else "duplicate",
+        "Usage recorded." if outcome.created else "This usage was already recorded.",
+        id=outcome.record.pk,
     )

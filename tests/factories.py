@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -318,3 +319,41 @@ def place_order(customer, *, quantity=1, stock_qty=5, currency="USD", **package_
         currency=currency,
         checkout_fields={},
     )
+
+
+def quota_on(package: Package, *, code="minutes", limit=100, overage_price=None) -> PackageQuota:
+    """Give `package` a quota `code` (meeting minutes) with `limit` and an overage price."""
+    quota, _ = Quota.objects.get_or_create(
+        code=code, defaults={"name": "Meeting minutes", "unit": "minutes"}
+    )
+    return PackageQuotaFactory(
+        package=package, quota=quota, limit=limit, overage_price=overage_price
+    )
+
+
+def metered_service(
+    customer,
+    *,
+    limit=100,
+    overage_price=None,
+    overages_enabled=False,
+    currency="USD",
+    activate=True,
+    checkout_fields=None,
+    **package_kwargs,
+) -> Service:
+    """A paid service of a shop package with one quota, “minutes” (the snapshot is taken
+    when it is ordered); activated through its provisioning job unless `activate` is False."""
+    package, monthly, options = shop_package(
+        f"region-{uuid.uuid4().hex[:8]}", overages_enabled=overages_enabled, **package_kwargs
+    )
+    quota_on(package, limit=limit, overage_price=overage_price)
+    order = place(
+        customer, package, monthly, [options["eu"]] if currency == "USD" else [],
+        currency=currency, checkout_fields=checkout_fields or {},
+    )  # fmt: skip
+    invoice = order.invoices.get()
+    payment_record(method="bank_transfer", invoice=invoice, amount=invoice.total)
+    if activate:
+        run_all_jobs()
+    return order.services.get()

@@ -89,5 +89,10 @@ class Plugin:
         return 0
 
     def perform(self, instance, request: ProvisionRequest) -> ProvisionResult:
-        """Carry out one lifecycle action on the provider."""
+        """Carry out one lifecycle action on the provider.
+
+        Actions: create, suspend, unsuspend, terminate, renew, change_package, and
+        limit (a quota with a hard limit is used up; `extra["quotas"]` lists each
+        as {code, limit, used}: stop use beyond it until the period renews).
+        """
         raise NotImplementedError

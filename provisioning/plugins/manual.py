@@ -48,4 +48,9 @@ class ManualPlugin(Plugin):
 
     def perform(self, instance, request: ProvisionRequest) -> ProvisionResult:
         # Nothing happens on a provider: the service waits until staff complete it.
+        if request.action == "limit":
+            quotas = ", ".join(str(item.get("code")) for item in request.extra.get("quotas", []))
+            return ProvisionResult(
+                done=False, message=f"Waiting for staff to stop use beyond the quota: {quotas}."
+            )
         return ProvisionResult(done=False, message=f"Waiting for staff to {request.action}.")

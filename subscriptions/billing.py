@@ -26,14 +26,20 @@ from .periods import add_interval
 from .plan_changes import plan_change_apply_due
 
 
-def _next_billing_period(service: Service) -> tuple[datetime, datetime, datetime] | None:
-    """(start, end, due) of the period to bill next, or None when there is none."""
+def _next_billing_period(
+    service: Service, *, first_billed: bool
+) -> tuple[datetime, datetime, datetime] | None:
+    """(start, end, due) of the period to bill next, or None when there is none.
+
+    `first_billed`: the first paid period after a trial has its invoice.
+    """
     if not service.is_recurring or service.current_period_end is None:
         return None
-    if service.status == Service.Status.TRIAL:
+    if service.trial_ends_at is not None and not first_billed:
         # Outside: the first paid period follows the trial; inside: it began with
-        # it. Either way its first invoice falls due when the trial ends.
-        if service.trial_ends_at is None or service.current_period_start is None:
+        # it. Either way its first invoice falls due when the trial ends, whatever
+        # the status is then (a service suspended across its trial end included).
+        if service.current_period_start is None:
             return None
         return service.current_period_start, service.current_period_end, service.trial_ends_at
     start = service.current_period_end
@@ -45,11 +51,11 @@ def _service_renewal_issue(service: Service, now: datetime) -> Invoice | None:
     S = Service.Status
     if service.status not in (S.TRIAL, S.ACTIVE, S.GRACE, S.SUSPENDED) or service.cancel_at:
         return None
-    period = _next_billing_period(service)
+    renewals = service.invoices.filter(kind=Invoice.Kind.RENEWAL)
+    period = _next_billing_period(service, first_billed=renewals.exists())
     if period is None or period[2] > now:
         return None
     start, end, due = period
-    renewals = service.invoices.filter(kind=Invoice.Kind.RENEWAL)
     # The period advances only when its invoice is paid, so an unpaid one means
     # this period is billed already.
     if renewals.filter(Q(period_start=start) | Q(status=Invoice.Status.UNPAID)).exists():
@@ -202,11 +208,10 @@ def services_run_billing(*, now: datetime | None = None) -> BillingRun:
 
     S = Service.Status
     billable = Service.objects.filter(
-        price_type=PriceType.RECURRING, cancel_at__isnull=True
-    ).filter(
-        Q(status=S.TRIAL, trial_ends_at__lte=now)
-        | Q(status__in=[S.ACTIVE, S.GRACE, S.SUSPENDED], current_period_end__lte=now)
-    )
+        price_type=PriceType.RECURRING,
+        cancel_at__isnull=True,
+        status__in=[S.TRIAL, S.ACTIVE, S.GRACE, S.SUSPENDED],
+    ).filter(Q(trial_ends_at__lte=now) | Q(current_period_end__lte=now))
     for pk in billable.values_list("pk", flat=True):
         with transaction.atomic():
             service = Service.objects.select_for_update().get(pk=pk)

@@ -22,7 +22,7 @@ from .jobs import provisioning_job_enqueue
 from .lifecycle import services_apply_due_cancellations
 from .models import Invoice, PlanChange, ProvisioningJob, Service
 from .notifications import notify_service
-from .periods import add_interval
+from .periods import add_interval, anchored_period_end
 from .plan_changes import plan_change_apply_due
 
 
@@ -42,8 +42,14 @@ def _next_billing_period(
         if service.current_period_start is None:
             return None
         return service.current_period_start, service.current_period_end, service.trial_ends_at
+    assert service.time_interval  # a recurring service has one (PackagePrice.clean)
     start = service.current_period_end
-    return start, add_interval(start, service.time_interval, service.billing_period), start
+    anchor = service.billing_anchor or start
+    return (
+        start,
+        anchored_period_end(anchor, start, service.time_interval, service.billing_period),
+        start,
+    )
 
 
 def _service_renewal_issue(service: Service, now: datetime) -> Invoice | None:

@@ -36,7 +36,7 @@ from provisioning.registry import plugin_for
 
 from .models import ProvisioningJob, Service
 from .notifications import notify_service
-from .periods import add_interval
+from .periods import add_interval, anchored_period_end
 
 MAX_BACKOFF_SECONDS = 3600
 # Beyond the plugin's own timeout: time to record the outcome once the call returns.
@@ -299,19 +299,21 @@ def service_start(service: Service, *, now: datetime | None = None) -> None:
         service.trial_ends_at = add_interval(now, service.trial_period, service.trial_interval)
         # outside: the first paid period follows the trial; inside: it began with it.
         start = service.trial_ends_at if service.trial_mode == Package.TrialMode.OUTSIDE else now
-        service.current_period_start = start
-        service.current_period_end = max(
-            add_interval(start, service.time_interval, service.billing_period),
-            service.trial_ends_at,
-        )
         service.next_due_at = service.trial_ends_at
     else:
         service.status = Service.Status.ACTIVE
-        if recurring:
-            service.current_period_start = now
-            service.current_period_end = add_interval(
-                now, service.time_interval, service.billing_period
-            )
+        start = now
+    if recurring:
+        assert service.time_interval  # a recurring option has one (PackagePrice.clean)
+        service.billing_anchor = start
+        service.current_period_start = start
+        service.current_period_end = anchored_period_end(
+            start, start, service.time_interval, service.billing_period
+        )
+        if service.status == Service.Status.TRIAL:
+            assert service.trial_ends_at is not None  # set above
+            service.current_period_end = max(service.current_period_end, service.trial_ends_at)
+        else:
             service.next_due_at = service.current_period_end
 
 

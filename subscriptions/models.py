@@ -348,6 +348,15 @@ class Service(models.Model):
     activated_at = models.DateTimeField(null=True, blank=True)
     trial_started_at = models.DateTimeField(null=True, blank=True)
     trial_ends_at = models.DateTimeField(null=True, blank=True)
+    # The start of the first paid period: every period boundary is counted from
+    # it, so a service started on the 31st renews on the last day of short months
+    # and on the 31st again after them.
+    billing_anchor = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Periods end on this day of the month (of the year for yearly options), "
+        "or the month's last day when it is shorter.",
+    )
     current_period_start = models.DateTimeField(null=True, blank=True)
     current_period_end = models.DateTimeField(null=True, blank=True)
     next_due_at = models.DateTimeField(null=True, blank=True)

@@ -22,3 +22,32 @@ def add_interval(moment: datetime, count: int | None, unit: str) -> datetime:
     month = month_index % 12 + 1
     day = min(moment.day, calendar.monthrange(year, month)[1])
     return moment.replace(year=year, month=month, day=day)
+
+
+def anchored_period_end(anchor: datetime, start: datetime, count: int, unit: str) -> datetime:
+    """The end of the billing period that runs from `start`, on a cycle anchored at `anchor`.
+
+    Every boundary is counted from the anchor, not from the previous boundary,
+    so a cycle anchored on 31 January ends periods on 28/29 February, 31 March
+    and 30 April instead of drifting to the 28th for good; a yearly cycle
+    anchored on 29 February ends on 28 February, and on 29 February in leap
+    years (as Stripe and Kill Bill bill). The result is the first boundary
+    after `start` (the anchor itself for a start before it).
+    """
+    if count < 1:
+        raise ValueError("A billing period is at least one interval long.")
+    index = max(0, _intervals_between(anchor, start, count, unit))
+    while index > 0 and add_interval(anchor, (index - 1) * count, unit) > start:
+        index -= 1
+    while (end := add_interval(anchor, index * count, unit)) <= start:
+        index += 1
+    return end
+
+
+def _intervals_between(anchor: datetime, start: datetime, count: int, unit: str) -> int:
+    """About how many periods lie between the anchor and `start`: a first guess to adjust."""
+    if unit in ("day", "week"):
+        length = timedelta(days=count) if unit == "day" else timedelta(weeks=count)
+        return (start - anchor) // length + 1
+    months = (start.year - anchor.year) * 12 + start.month - anchor.month
+    return months // (count * 12 if unit == "year" else count) + 1

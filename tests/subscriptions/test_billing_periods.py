@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 from datetime import UTC, datetime
 
 import pytest
 import time_machine
+from django.apps import apps as django_apps
 
 from subscriptions.billing import services_run_billing
+from subscriptions.invoicing import invoice_record_payment
 from subscriptions.lifecycle import service_suspend, service_unsuspend
 from subscriptions.models import Invoice, Service
 from tests.factories import active_service, usd
@@ -73,3 +76,66 @@ def test_a_service_suspended_across_its_inside_trial_end_is_billed_the_period_it
     invoice = renewal_lines(service).get()
     assert (invoice.period_start, invoice.period_end) == (at("2026-03-01"), at("2026-04-01"))
     assert invoice.due_at == at("2026-03-08")
+
+
+def pay_renewals(service: Service) -> None:
+    for invoice in renewal_lines(service).filter(status=Invoice.Status.UNPAID):
+        invoice_record_payment(invoice=invoice, amount=invoice.total)
+
+
+def test_a_service_started_on_31_january_renews_on_each_months_last_day_and_the_31st(customer):
+    service = service_started_on(customer, "2026-01-31 10:00")
+    assert service.billing_anchor == at("2026-01-31 10:00")
+    ends = []
+    for _ in range(4):
+        services_run_billing(now=service.current_period_end)
+        pay_renewals(service)
+        service.refresh_from_db()
+        ends.append(f"{service.current_period_end:%m-%d}")
+    assert ends == ["03-31", "04-30", "05-31", "06-30"]
+    assert f"{service.current_period_start:%m-%d}" == "05-31"
+
+
+def test_a_yearly_service_started_on_29_february_renews_on_28_february_and_29_in_leap_years(
+    customer,
+):
+    service = service_started_on(customer, "2028-02-29", billing_period="year")
+    ends = [f"{service.current_period_end:%Y-%m-%d}"]
+    for _ in range(4):
+        services_run_billing(now=service.current_period_end)
+        pay_renewals(service)
+        service.refresh_from_db()
+        ends.append(f"{service.current_period_end:%Y-%m-%d}")
+    assert ends == ["2029-02-28", "2030-02-28", "2031-02-28", "2032-02-29", "2033-02-28"]
+
+
+def fill_anchors():
+    migration = importlib.import_module("subscriptions.migrations.0005_service_billing_anchor")
+    migration.fill_anchors(django_apps, None)
+
+
+def test_the_migration_anchors_existing_services_on_their_first_paid_period(customer):
+    service = service_started_on(customer, "2026-01-31")
+    Service.objects.filter(pk=service.pk).update(billing_anchor=None)
+
+    fill_anchors()
+
+    service.refresh_from_db()
+    assert service.billing_anchor == at("2026-01-31")
+
+
+def test_the_migration_keeps_a_drifted_service_on_the_day_it_renews_now(customer):
+    service = service_started_on(customer, "2026-01-31")
+    # Renewed before anchors existed: 28 February + 1 month = 28 March.
+    Service.objects.filter(pk=service.pk).update(
+        billing_anchor=None,
+        current_period_start=at("2026-02-28"),
+        current_period_end=at("2026-03-28"),
+    )
+
+    fill_anchors()
+
+    service.refresh_from_db()
+    assert service.billing_anchor == at("2026-02-28")
+    services_run_billing(now=at("2026-03-28"))
+    assert renewal_lines(service).get().period_end == at("2026-04-28")

@@ -51,3 +51,19 @@ def _intervals_between(anchor: datetime, start: datetime, count: int, unit: str)
         return (start - anchor) // length + 1
     months = (start.year - anchor.year) * 12 + start.month - anchor.month
     return months // (count * 12 if unit == "year" else count) + 1
+
+
+def first_paid_period_start(
+    *, started: datetime, trial_ends: datetime, inside: bool, count: int, unit: str
+) -> datetime:
+    """When the first paid period of a service with a trial begins.
+
+    An outside trial comes before it. An inside trial is its start, unless the
+    trial lasts one billing period or longer: that period would be over before
+    its invoice falls due at the trial end, so the first paid period begins
+    when the trial ends instead, as after an outside trial. No invoice is ever
+    issued for time already past.
+    """
+    if inside and trial_ends < add_interval(started, count, unit):
+        return started
+    return trial_ends

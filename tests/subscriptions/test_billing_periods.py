@@ -13,7 +13,8 @@ from subscriptions.billing import services_run_billing
 from subscriptions.invoicing import invoice_record_payment
 from subscriptions.lifecycle import service_suspend, service_unsuspend
 from subscriptions.models import Invoice, Service
-from tests.factories import active_service, usd
+from subscriptions.quotes import order_quote
+from tests.factories import active_service, paid_services, shop_package, usd
 from tests.support.jobs import run_all_jobs
 
 pytestmark = pytest.mark.django_db
@@ -139,3 +140,65 @@ def test_the_migration_keeps_a_drifted_service_on_the_day_it_renews_now(customer
     assert service.billing_anchor == at("2026-02-28")
     services_run_billing(now=at("2026-03-28"))
     assert renewal_lines(service).get().period_end == at("2026-04-28")
+
+
+def test_an_inside_trial_as_long_as_a_period_is_followed_by_the_first_paid_period(customer):
+    service = service_started_on(
+        customer, "2026-03-01", trial_period=1, trial_interval="month", trial_mode="inside"
+    )
+    assert (service.current_period_start, service.current_period_end) == (
+        at("2026-04-01"),
+        at("2026-05-01"),
+    )
+
+    assert services_run_billing(now=at("2026-04-01")).invoices == 1
+    invoice = renewal_lines(service).get()
+    # Nothing billed for the trial month, which is over when the trial ends.
+    assert (invoice.period_start, invoice.period_end, invoice.due_at) == (
+        at("2026-04-01"),
+        at("2026-05-01"),
+        at("2026-04-01"),
+    )
+    pay_renewals(service)
+    assert services_run_billing(now=at("2026-04-30")).invoices == 0
+    assert services_run_billing(now=at("2026-05-01")).invoices == 1
+
+
+def test_an_inside_trial_longer_than_a_period_bills_from_its_end_never_time_past(customer):
+    service = service_started_on(
+        customer, "2026-03-01", trial_period=45, trial_interval="day", trial_mode="inside"
+    )
+
+    services_run_billing(now=service.trial_ends_at)
+
+    invoice = renewal_lines(service).get()
+    assert invoice.period_start == invoice.due_at == at("2026-04-15")
+    assert invoice.period_end == at("2026-05-15")
+
+
+def test_the_quote_words_an_inside_trial_as_long_as_a_period_as_coming_before_it(customer):
+    package, monthly, options = shop_package(
+        trial_period=31, trial_interval="day", trial_mode="inside"
+    )
+    with time_machine.travel(at("2026-03-01"), tick=False):
+        quote = order_quote(
+            package=package, price=monthly, variant_options=[options["eu"]], quantity=1,
+            currency="USD", customer=customer,
+        )  # fmt: skip
+    assert quote.trial_label == (
+        "Free 31-day trial from when your service is ready, then 12.00\xa0USD / month."
+    )
+    assert quote.first_due_label == "31 days after your service is ready"
+
+
+def test_the_first_due_date_counts_the_trial_from_when_the_service_is_ready(customer):
+    # Ordered on 2028-03-15 and ready on 2028-03-19: the 14-day trial ends on
+    # 2028-04-02, and that is when the service bills, whatever the order date.
+    with time_machine.travel(at("2028-03-15"), tick=False):
+        (service,) = paid_services(customer, trial_period=14, trial_interval="day")
+    with time_machine.travel(at("2028-03-19"), tick=False):
+        run_all_jobs()
+    service.refresh_from_db()
+    assert service.next_due_at == service.trial_ends_at == at("2028-04-02")
+    services_run_billing(now=at("2028-04-02"))
+    assert renewal_lines(service).get().due_at == at("2028-04-02")

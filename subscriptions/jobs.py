@@ -313,7 +313,7 @@ def service_start(service: Service, *, now: datetime | None = None) -> None:
         start, start, service.time_interval, service.billing_period
     )
     # The first invoice falls due when the trial ends, the next ones at period ends.
-    service.next_due_at = service.trial_ends_at or service.current_period_end
+    service.next_due_at = service.next_bill_at = service.trial_ends_at or service.current_period_end
 
 
 def _apply(job: ProvisioningJob, service: Service, now) -> None:

@@ -26,7 +26,7 @@ def at(text: str) -> datetime:
 
 
 def renewal_lines(service: Service):
-    return Invoice.objects.filter(service=service, kind=Invoice.Kind.RENEWAL)
+    return Invoice.objects.of_service(service.pk).filter(kind=Invoice.Kind.RENEWAL)
 
 
 def service_started_on(customer, day: str, **package_kwargs) -> Service:
@@ -132,6 +132,7 @@ def test_the_migration_keeps_a_drifted_service_on_the_day_it_renews_now(customer
         billing_anchor=None,
         current_period_start=at("2026-02-28"),
         current_period_end=at("2026-03-28"),
+        next_bill_at=at("2026-03-28"),
     )
 
     fill_anchors()

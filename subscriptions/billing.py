@@ -5,6 +5,7 @@ Everything that happens because time passed; cron runs services_run_billing.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -128,6 +129,7 @@ def _services_enter_grace(run: BillingRun, now: datetime) -> None:
             if not batch:
                 return
             invoices = Invoice.objects.in_bulk([s.overdue_invoice_id for s in batch])
+            grace_ends: dict[datetime, list[int]] = defaultdict(list)
             for service in batch:
                 service.status = Service.Status.GRACE
                 service.grace_ends_at = add_interval(
@@ -135,7 +137,13 @@ def _services_enter_grace(run: BillingRun, now: datetime) -> None:
                     service.grace_period,
                     service.grace_interval or "day",
                 )
-            Service.objects.bulk_update(batch, ["status", "grace_ends_at"])
+                grace_ends[service.grace_ends_at].append(service.pk)
+            # One UPDATE per grace end (services due together share one), not a
+            # CASE over the whole batch.
+            for ends_at, pks in grace_ends.items():
+                Service.objects.filter(pk__in=pks).update(
+                    status=Service.Status.GRACE, grace_ends_at=ends_at
+                )
             notify_many(
                 service_notice(
                     NotificationEvent.PAYMENT_OVERDUE,

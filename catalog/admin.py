@@ -242,7 +242,12 @@ class PackageAdmin(admin.ModelAdmin):
         ("Trial, grace and overages", {"classes": ["tab-summary"], "fields": [
             ("trial_period", "trial_interval"), "trial_mode", ("grace_period", "grace_interval"),
             "overages_enabled",
-        ]}),
+        ], "description": (
+            "A trial counts from when the service is ready. An inside trial as long as a "
+            "billing period or longer cannot be the start of a period that is over when it "
+            "ends: its first paid period begins when the trial ends, as after an outside "
+            "trial, so no invoice is ever issued for time already past."
+        )}),
         ("Notifications and data", {"classes": ["tab-summary"], "fields": [
             "notification_preferences", "package_settings", "package_metadata",
         ]}),

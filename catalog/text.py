@@ -21,3 +21,12 @@ def trial_offer(*, period: int, interval: str, inside: bool, then: str) -> str:
             f"{then} is due when the trial ends."
         )
     return f"Free {length} trial from when your service is ready, then {then}."
+
+
+def trial_first_due(*, period: int, interval: str) -> str:
+    """When the first payment after a trial falls due, as a checkout can truly say it.
+
+    The trial counts from when the service is ready, which the checkout cannot
+    know, so it names no date: “14 days after your service is ready”.
+    """
+    return f"{plural(period, interval)} after your service is ready"

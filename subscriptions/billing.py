@@ -5,39 +5,35 @@ Everything that happens because time passed; cron runs services_run_billing.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 from django_tasks import task
 
 from catalog.currency import format_money
 from catalog.models import NotificationEvent, PriceType
 
-from .invoicing import service_invoice_issue
+from .invoicing import LineSpec, renewal_invoices_issue
 from .jobs import provisioning_job_enqueue
 from .lifecycle import services_apply_due_cancellations
-from .models import Invoice, PlanChange, ProvisioningJob, Service
-from .notifications import notify_service
-from .periods import add_interval
+from .models import Invoice, InvoiceLine, PlanChange, ProvisioningJob, Service
+from .notifications import notify_many, notify_service, service_notice
+from .periods import add_interval, anchored_period_end
 from .plan_changes import plan_change_apply_due
 
-
-def _next_billing_period(service: Service) -> tuple[datetime, datetime, datetime] | None:
-    """(start, end, due) of the period to bill next, or None when there is none."""
-    if not service.is_recurring or service.current_period_end is None:
-        return None
-    if service.status == Service.Status.TRIAL:
-        # Outside: the first paid period follows the trial; inside: it began with
-        # it. Either way its first invoice falls due when the trial ends.
-        if service.trial_ends_at is None or service.current_period_start is None:
-            return None
-        return service.current_period_start, service.current_period_end, service.trial_ends_at
-    start = service.current_period_end
-    return start, add_interval(start, service.time_interval, service.billing_period), start
+BATCH_SIZE = 1000
+# Services the run bills: a suspended one too, until it ends.
+BILLED_STATUSES = (
+    Service.Status.TRIAL,
+    Service.Status.ACTIVE,
+    Service.Status.GRACE,
+    Service.Status.SUSPENDED,
+)
 
 
 def invoice_lead_time() -> timedelta:
@@ -45,65 +41,143 @@ def invoice_lead_time() -> timedelta:
     return timedelta(days=settings.BILLING_INVOICE_DAYS_BEFORE_DUE)
 
 
-def _service_renewal_issue(service: Service, now: datetime) -> Invoice | None:
-    """Bill the service's next period when it has come; call it holding the service's lock."""
-    S = Service.Status
-    if service.status not in (S.TRIAL, S.ACTIVE, S.GRACE, S.SUSPENDED) or service.cancel_at:
-        return None
-    period = _next_billing_period(service)
-    if period is None or period[2] - invoice_lead_time() > now:
-        return None
-    start, end, due = period
-    renewals = service.invoices.filter(kind=Invoice.Kind.RENEWAL)
-    # The period advances only when its invoice is paid, so an unpaid one means
-    # this period is billed already.
-    if renewals.filter(Q(period_start=start) | Q(status=Invoice.Status.UNPAID)).exists():
-        return None
-    return service_invoice_issue(
-        service=service,
-        kind=Invoice.Kind.RENEWAL,
-        description=f"{service.package_name} – {service.price_name}, "
-        f"{start:%Y-%m-%d} to {end:%Y-%m-%d}",
-        amount=service.recurring_amount,
-        due_at=due,
-        period_start=start,
-        period_end=end,
-    )
+def _period_to_bill(service: Service) -> tuple[datetime, datetime]:
+    """(start, end) of the period whose invoice falls due at `service.next_bill_at`.
 
-
-def _service_overdue(service: Service, now: datetime) -> tuple[bool, bool]:
-    """Unpaid past the due date: grace first, then suspension.
-
-    Returns (entered grace, suspension queued).
+    Falling due before the current period ends, it is that period: the first
+    paid one, billed when the trial ends (outside: it follows the trial;
+    inside: it began with it), whatever the status then, so a service
+    suspended across its trial end is billed it too. Otherwise it is the
+    period after the current one.
     """
-    S = Service.Status
-    if service.status not in (S.TRIAL, S.ACTIVE, S.GRACE):
-        return False, False
-    overdue = (
-        service.invoices.filter(status=Invoice.Status.UNPAID, due_at__lte=now)
-        .order_by("due_at")
-        .first()
-    )
-    if overdue is None:
-        return False, False
-    entered_grace = suspended = False
-    if service.status != S.GRACE:
-        service.status = S.GRACE
-        # The grace period snapshotted at order time: catalog edits change no service.
-        service.grace_ends_at = add_interval(
-            overdue.due_at, service.grace_period, service.grace_interval or "day"
+    assert service.next_bill_at and service.current_period_start and service.current_period_end
+    assert service.time_interval  # a recurring service has one (PackagePrice.clean)
+    if service.next_bill_at < service.current_period_end:
+        return service.current_period_start, service.current_period_end
+    start = service.current_period_end
+    anchor = service.billing_anchor or start
+    return start, anchored_period_end(anchor, start, service.time_interval, service.billing_period)
+
+
+def service_period_lines(services: list[Service]) -> list[LineSpec]:
+    """The line each service's period puts on its customer's invoice, due at next_bill_at."""
+    lines = []
+    for service in services:
+        start, end = _period_to_bill(service)
+        assert service.next_bill_at is not None  # selected by it
+        variants = "".join(f", {item['name']}: {item['option']}" for item in service.variants)
+        lines.append(
+            LineSpec(
+                service=service,
+                due_at=service.next_bill_at,
+                description=f"{service.package_name} – {service.price_name}{variants}, "
+                f"{start:%Y-%m-%d} to {end:%Y-%m-%d}",
+                amount=service.recurring_amount,
+                period_start=start,
+                period_end=end,
+            )
         )
-        service.save(update_fields=["status", "grace_ends_at"])
-        entered_grace = True
-        notify_service(NotificationEvent.PAYMENT_OVERDUE, service, invoice=overdue)
-    suspending = service.jobs.filter(
-        action=ProvisioningJob.Action.SUSPEND, status__in=ProvisioningJob.OPEN_STATUSES
+    return lines
+
+
+def _services_bill_due(run: BillingRun, now: datetime) -> None:
+    """Bill every period that fell due, a batch of services per transaction.
+
+    Services are selected by their indexed next_bill_at and locked with SKIP
+    LOCKED, so two runs that overlap share the work instead of waiting or
+    billing a period twice; a billed service's next_bill_at is cleared in the
+    same transaction, so no later batch or run selects it again until its
+    invoice is paid.
+    """
+    # Renewals are invoiced BILLING_INVOICE_DAYS_BEFORE_DUE ahead of their due date.
+    due = (
+        Service.objects.filter(
+            next_bill_at__lte=now + invoice_lead_time(),
+            status__in=BILLED_STATUSES,
+            price_type=PriceType.RECURRING,
+            cancel_at__isnull=True,
+        )
+        .select_related("package")
+        .order_by("next_bill_at", "pk")
     )
-    if service.grace_ends_at and service.grace_ends_at <= now and not suspending.exists():
-        # The provider suspends it; the job's success marks the service suspended.
-        provisioning_job_enqueue(service=service, action=ProvisioningJob.Action.SUSPEND)
-        suspended = True
-    return entered_grace, suspended
+    while True:
+        with transaction.atomic():
+            batch = list(due.select_for_update(skip_locked=True, of=("self",))[:BATCH_SIZE])
+            if not batch:
+                return
+            Service.objects.filter(pk__in=[service.pk for service in batch]).update(
+                next_bill_at=None
+            )
+            run.invoices += len(renewal_invoices_issue(service_period_lines(batch)))
+
+
+def _services_enter_grace(run: BillingRun, now: datetime) -> None:
+    """Services with an invoice unpaid past its due date enter grace, a batch at a time.
+
+    The grace period is the one snapshotted at order time and counts from the
+    earliest overdue invoice; the customers are told in one task per batch.
+    """
+    overdue = Invoice.objects.filter(status=Invoice.Status.UNPAID, due_at__lte=now)
+    overdue_lines = InvoiceLine.objects.filter(invoice__in=overdue, service__isnull=False)
+    first_overdue = overdue.filter(lines__service=OuterRef("pk")).order_by("due_at", "pk")
+    candidates = (
+        Service.objects.filter(
+            status__in=[Service.Status.TRIAL, Service.Status.ACTIVE],
+            pk__in=overdue_lines.values("service_id"),
+        )
+        .annotate(overdue_invoice_id=Subquery(first_overdue.values("pk")[:1]))
+        .select_related("package")
+        .order_by("pk")
+    )
+    while True:
+        with transaction.atomic():
+            batch = list(candidates.select_for_update(skip_locked=True, of=("self",))[:BATCH_SIZE])
+            if not batch:
+                return
+            invoices = Invoice.objects.in_bulk([s.overdue_invoice_id for s in batch])
+            grace_ends: dict[datetime, list[int]] = defaultdict(list)
+            for service in batch:
+                service.status = Service.Status.GRACE
+                service.grace_ends_at = add_interval(
+                    invoices[service.overdue_invoice_id].due_at,
+                    service.grace_period,
+                    service.grace_interval or "day",
+                )
+                grace_ends[service.grace_ends_at].append(service.pk)
+            # One UPDATE per grace end (services due together share one), not a
+            # CASE over the whole batch.
+            for ends_at, pks in grace_ends.items():
+                Service.objects.filter(pk__in=pks).update(
+                    status=Service.Status.GRACE, grace_ends_at=ends_at
+                )
+            notify_many(
+                service_notice(
+                    NotificationEvent.PAYMENT_OVERDUE,
+                    service,
+                    invoice=invoices[service.overdue_invoice_id],
+                )
+                for service in batch
+            )
+            run.grace += len(batch)
+
+
+def _services_suspend_after_grace(run: BillingRun, now: datetime) -> None:
+    """Queue the suspension of each service whose grace ran out; the provider suspends it."""
+    suspending = ProvisioningJob.objects.filter(
+        service=OuterRef("pk"),
+        action=ProvisioningJob.Action.SUSPEND,
+        status__in=ProvisioningJob.OPEN_STATUSES,
+    )
+    due = Service.objects.filter(status=Service.Status.GRACE, grace_ends_at__lte=now).exclude(
+        Exists(suspending)
+    )
+    for pk in due.values_list("pk", flat=True):
+        with transaction.atomic():
+            # Read again under the lock: a payment or another run may have got here first.
+            if due.select_for_update(skip_locked=True).filter(pk=pk).exists():
+                service = Service.objects.get(pk=pk)
+                provisioning_job_enqueue(service=service, action=ProvisioningJob.Action.SUSPEND)
+                run.suspended += 1
 
 
 def _reminder_window(now: datetime) -> tuple[datetime, datetime]:
@@ -205,33 +279,9 @@ def services_run_billing(*, now: datetime | None = None) -> BillingRun:
         with transaction.atomic():
             run.plan_changes += plan_change_apply_due(pk, now)
 
-    S = Service.Status
-    # Renewals are invoiced BILLING_INVOICE_DAYS_BEFORE_DUE ahead of their due date.
-    horizon = now + invoice_lead_time()
-    billable = Service.objects.filter(
-        price_type=PriceType.RECURRING, cancel_at__isnull=True
-    ).filter(
-        Q(status=S.TRIAL, trial_ends_at__lte=horizon)
-        | Q(status__in=[S.ACTIVE, S.GRACE, S.SUSPENDED], current_period_end__lte=horizon)
-    )
-    for pk in billable.values_list("pk", flat=True):
-        with transaction.atomic():
-            service = Service.objects.select_for_update().get(pk=pk)
-            if _service_renewal_issue(service, now) is not None:
-                run.invoices += 1
-
-    overdue = Service.objects.filter(
-        status__in=[S.TRIAL, S.ACTIVE, S.GRACE],
-        invoices__status=Invoice.Status.UNPAID,
-        invoices__due_at__lte=now,
-    ).distinct()
-    for pk in overdue.values_list("pk", flat=True):
-        with transaction.atomic():
-            service = Service.objects.select_for_update().get(pk=pk)
-            entered_grace, suspended = _service_overdue(service, now)
-            run.grace += entered_grace
-            run.suspended += suspended
-
+    _services_bill_due(run, now)
+    _services_enter_grace(run, now)
+    _services_suspend_after_grace(run, now)
     _services_send_reminders(run, now)
     return run
 

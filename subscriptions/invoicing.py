@@ -11,7 +11,10 @@ suspension (see `lifecycle`).
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from django.conf import settings
 from django.utils import timezone
@@ -21,12 +24,12 @@ from catalog.models import NotificationEvent
 
 from .lifecycle import order_mark_paid, service_invoice_paid
 from .models import Invoice, InvoiceLine, InvoiceNumberCounter, LineKind, Order, Service
-from .notifications import notify_invoice
+from .notifications import notify_invoice, notify_invoices_issued
 from .signals import invoice_issued
 
 
-def invoice_number_take(*, year: int) -> str:
-    """The next number of `year`, e.g. INV-2026-000123; call it in the issuing transaction.
+def invoice_numbers_take(*, year: int, count: int = 1) -> list[str]:
+    """The next `count` numbers of `year`, e.g. INV-2026-000123; call it in the issuing transaction.
 
     The year's counter row stays locked until that transaction ends, so two
     invoices never get one number, and a rollback leaves no gap.
@@ -36,9 +39,15 @@ def invoice_number_take(*, year: int) -> str:
         # The year's first invoice; get_or_create survives two of them racing to create it.
         InvoiceNumberCounter.objects.get_or_create(year=year)
         counter = InvoiceNumberCounter.objects.select_for_update().get(year=year)
-    counter.last_number += 1
+    first = counter.last_number + 1
+    counter.last_number += count
     counter.save(update_fields=["last_number"])
-    return f"{settings.BILLING_INVOICE_PREFIX}-{year}-{counter.last_number:06d}"
+    prefix = settings.BILLING_INVOICE_PREFIX
+    return [f"{prefix}-{year}-{number:06d}" for number in range(first, first + count)]
+
+
+def invoice_number_take(*, year: int) -> str:
+    return invoice_numbers_take(year=year)[0]
 
 
 def invoice_issue(*, invoice: Invoice) -> Invoice:
@@ -53,6 +62,79 @@ def invoice_issue(*, invoice: Invoice) -> Invoice:
         invoice.save(update_fields=["number"])
     invoice_issued.send(sender=Invoice, invoice=invoice)
     return invoice
+
+
+@dataclass(frozen=True)
+class LineSpec:
+    """One line a billing run puts on a customer's invoice for one service.
+
+    The run makes one for each service's period; other sources (overages) add
+    theirs for the same service and due date, and they land on the same invoice.
+    """
+
+    service: Service
+    due_at: datetime
+    description: str
+    amount: Money
+    period_start: datetime
+    period_end: datetime
+    kind: str = LineKind.PRICE
+
+
+def renewal_invoices_issue(specs: list[LineSpec]) -> list[Invoice]:
+    """One invoice per customer, due date and currency, with a line per spec, in a few queries.
+
+    Call it holding the services' locks. A zero invoice is paid at once, as a
+    renewal's always was; the customers are told in one notification task.
+    """
+    groups: dict[tuple[int, datetime, str], list[LineSpec]] = defaultdict(list)
+    for spec in specs:
+        groups[(spec.service.customer_id, spec.due_at, spec.service.currency)].append(spec)
+    invoices = [
+        Invoice(
+            customer_id=customer_id,
+            kind=Invoice.Kind.RENEWAL,
+            period_start=min(spec.period_start for spec in group),
+            period_end=max(spec.period_end for spec in group),
+            currency=currency,
+            total=Money(sum((spec.amount.amount for spec in group), Decimal(0)), currency),
+            due_at=due_at,
+        )
+        for (customer_id, due_at, currency), group in groups.items()
+    ]
+    # Numbered in one take of the counter, before they exist: the lock is held to commit.
+    numbers = invoice_numbers_take(year=timezone.localtime().year, count=len(invoices))
+    for invoice, number in zip(invoices, numbers, strict=True):
+        invoice.number = number
+    Invoice.objects.bulk_create(invoices)
+    InvoiceLine.objects.bulk_create(
+        InvoiceLine(
+            invoice=invoice,
+            kind=spec.kind,
+            description=spec.description,
+            unit_amount=spec.amount,
+            quantity=1,
+            amount=spec.amount,
+            service=spec.service,
+            period_start=spec.period_start,
+            period_end=spec.period_end,
+            sort_order=index,
+        )
+        for invoice, group in zip(invoices, groups.values(), strict=True)
+        for index, spec in enumerate(group)
+    )
+    notify_invoices_issued(
+        [
+            (invoice, [spec.service for spec in group])
+            for invoice, group in zip(invoices, groups.values(), strict=True)
+        ]
+    )
+    for invoice in invoices:
+        # The payments app applies account credit and charges a saved card.
+        invoice_issued.send(sender=Invoice, invoice=invoice)
+        if invoice.total.amount == 0:
+            invoice_settle(invoice)
+    return invoices
 
 
 def service_invoice_issue(
@@ -84,6 +166,9 @@ def service_invoice_issue(
         unit_amount=amount,
         quantity=1,
         amount=amount,
+        service=service,
+        period_start=period_start,
+        period_end=period_end,
     )
     invoice_issue(invoice=invoice)
     notify_invoice(NotificationEvent.INVOICE_CREATED, invoice)
@@ -100,7 +185,7 @@ def invoice_settle(invoice: Invoice, order: Order | None = None) -> None:
     invoice.status = Invoice.Status.PAID
     invoice.paid_at = timezone.now()
     invoice.save(update_fields=["status", "paid_at"])
-    if invoice.service_id:
+    if invoice.service_id or invoice.kind == Invoice.Kind.RENEWAL:
         service_invoice_paid(invoice)
     elif invoice.order_id:
         order = order or Order.objects.select_for_update().get(pk=invoice.order_id)

@@ -36,7 +36,7 @@ from provisioning.registry import plugin_for
 
 from .models import ProvisioningJob, Service
 from .notifications import notify_service
-from .periods import add_interval
+from .periods import add_interval, anchored_period_end, first_paid_period_start
 
 MAX_BACKOFF_SECONDS = 3600
 # Beyond the plugin's own timeout: time to record the outcome once the call returns.
@@ -292,27 +292,28 @@ def service_start(service: Service, *, now: datetime | None = None) -> None:
     """The provider has set it up: the trial or the first period begins now."""
     now = now or timezone.now()
     service.activated_at = now
-    recurring = service.is_recurring
-    if service.trial_period and recurring:
+    service.status = Service.Status.ACTIVE
+    if not service.is_recurring:
+        return
+    assert service.time_interval  # a recurring option has one (PackagePrice.clean)
+    start = now
+    if service.trial_period:
         service.status = Service.Status.TRIAL
         service.trial_started_at = now
         service.trial_ends_at = add_interval(now, service.trial_period, service.trial_interval)
-        # outside: the first paid period follows the trial; inside: it began with it.
-        start = service.trial_ends_at if service.trial_mode == Package.TrialMode.OUTSIDE else now
-        service.current_period_start = start
-        service.current_period_end = max(
-            add_interval(start, service.time_interval, service.billing_period),
-            service.trial_ends_at,
+        start = first_paid_period_start(
+            started=now,
+            trial_ends=service.trial_ends_at,
+            inside=service.trial_mode == Package.TrialMode.INSIDE,
+            count=service.time_interval,
+            unit=service.billing_period,
         )
-        service.next_due_at = service.trial_ends_at
-    else:
-        service.status = Service.Status.ACTIVE
-        if recurring:
-            service.current_period_start = now
-            service.current_period_end = add_interval(
-                now, service.time_interval, service.billing_period
-            )
-            service.next_due_at = service.current_period_end
+    service.billing_anchor = service.current_period_start = start
+    service.current_period_end = anchored_period_end(
+        start, start, service.time_interval, service.billing_period
+    )
+    # The first invoice falls due when the trial ends, the next ones at period ends.
+    service.next_due_at = service.next_bill_at = service.trial_ends_at or service.current_period_end
 
 
 def _apply(job: ProvisioningJob, service: Service, now) -> None:

@@ -143,25 +143,38 @@ def service_terminate(*, service: Service) -> Service:
 
 
 def service_invoice_paid(invoice: Invoice) -> None:
-    """A renewal paid moves the period on; the last unpaid invoice paid lifts grace or suspension."""
-    assert invoice.service_id is not None  # only a service's invoices reach here
-    service = Service.objects.select_for_update().get(pk=invoice.service_id)
+    """Every service the invoice bills moves on, in the order of its lines."""
+    if invoice.kind == Invoice.Kind.RENEWAL:
+        periods = invoice.lines.filter(
+            service__isnull=False, period_start__isnull=False, period_end__isnull=False
+        ).values_list("service_id", "period_start", "period_end")
+        for service_id, start, end in periods:
+            assert start is not None and end is not None  # filtered above
+            _service_paid(service_id, period=(start, end))
+    elif invoice.service_id is not None:
+        _service_paid(invoice.service_id, period=None)
+
+
+def _service_paid(service_id: int, *, period: tuple[datetime, datetime] | None) -> None:
+    """A period paid moves the service on to it; its last unpaid invoice paid lifts grace or
+    suspension."""
+    service = Service.objects.select_for_update().get(pk=service_id)
     if not service.is_live:
         return
     S, Action = Service.Status, ProvisioningJob.Action
-    if invoice.kind == Invoice.Kind.RENEWAL:
-        assert invoice.period_end is not None  # a renewal bills a period: the run sets it
-        service.current_period_start = invoice.period_start
-        service.current_period_end = invoice.period_end
-        service.next_due_at = invoice.period_end
+    if period is not None:
+        start, end = period
+        service.current_period_start = start
+        service.current_period_end = end
+        service.next_due_at = end
+        # The next period falls due when this one ends; the billing run bills it then.
+        service.next_bill_at = end
         if service.status == S.TRIAL:
             service.status = S.ACTIVE
         provisioning_job_enqueue_once(
-            service=service,
-            action=Action.RENEW,
-            payload={"period_end": invoice.period_end.isoformat()},
+            service=service, action=Action.RENEW, payload={"period_end": end.isoformat()}
         )
-    if not service.invoices.filter(status=Invoice.Status.UNPAID).exists():
+    if not Invoice.objects.of_service(service.pk).filter(status=Invoice.Status.UNPAID).exists():
         service.grace_ends_at = None
         if service.status == S.GRACE:
             service.status = S.ACTIVE

@@ -130,6 +130,14 @@ class OrderLine(models.Model):
         return self.description
 
 
+class InvoiceQuerySet(models.QuerySet):
+    def of_service(self, service_id: int):
+        """Invoices with a line for the service: its renewals and plan changes."""
+        return self.filter(
+            pk__in=InvoiceLine.objects.filter(service_id=service_id).values("invoice")
+        )
+
+
 class Invoice(models.Model):
     class Status(models.TextChoices):
         UNPAID = "unpaid", "Unpaid"
@@ -149,7 +157,9 @@ class Invoice(models.Model):
     order = models.ForeignKey(
         Order, on_delete=models.PROTECT, null=True, blank=True, related_name="invoices"
     )
-    # Renewals and plan changes bill one service; an order's invoice bills the order.
+    # A plan change bills one service; an order's invoice bills the order; a
+    # renewal bills every service of its customer due that day, one line each
+    # (InvoiceLine.service), and leaves this empty.
     service = models.ForeignKey(
         "Service", on_delete=models.PROTECT, null=True, blank=True, related_name="invoices"
     )
@@ -164,8 +174,18 @@ class Invoice(models.Model):
     paid_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
 
+    objects = InvoiceQuerySet.as_manager()
+
     class Meta:
         ordering = ["-issued_at", "-id"]
+        # The billing run looks for unpaid invoices that fell due.
+        indexes = [
+            models.Index(
+                fields=["due_at"],
+                condition=Q(status="unpaid"),
+                name="invoice_unpaid_due",
+            )
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(total__gte=0), name="%(app_label)s_%(class)s_total_not_negative"
@@ -174,14 +194,8 @@ class Invoice(models.Model):
                 condition=Q(total_currency=F("currency")),
                 name="%(app_label)s_%(class)s_one_currency",
             ),
-            # Billing runs twice (cron overlap, a retry) must never bill a period twice.
-            models.UniqueConstraint(
-                fields=["service", "period_start"],
-                condition=Q(kind="renewal"),
-                name="%(app_label)s_%(class)s_one_renewal_per_period",
-            ),
             models.CheckConstraint(
-                condition=Q(kind="order") | Q(service__isnull=False),
+                condition=Q(kind__in=["order", "renewal"]) | Q(service__isnull=False),
                 name="%(app_label)s_%(class)s_service_invoice_has_service",
             ),
             models.UniqueConstraint(
@@ -221,9 +235,24 @@ class InvoiceLine(models.Model):
     quantity = models.PositiveIntegerField(default=1)
     amount = MoneyField(**MONEY)
     sort_order = models.PositiveIntegerField(default=0)
+    # The service a renewal or plan-change line bills, and a renewal's period:
+    # paying the invoice moves each of its services on to its line's period.
+    service = models.ForeignKey(
+        "Service", on_delete=models.PROTECT, null=True, blank=True, related_name="invoice_lines"
+    )
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["sort_order", "id"]
+        constraints = [
+            # Billing runs that overlap (cron, a retry) must never bill a period twice.
+            models.UniqueConstraint(
+                fields=["service", "period_start"],
+                condition=Q(kind="price", period_start__isnull=False),
+                name="%(app_label)s_%(class)s_one_line_per_period",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.description
@@ -347,8 +376,21 @@ class Service(models.Model):
     activated_at = models.DateTimeField(null=True, blank=True)
     trial_started_at = models.DateTimeField(null=True, blank=True)
     trial_ends_at = models.DateTimeField(null=True, blank=True)
+    # The start of the first paid period: every period boundary is counted from
+    # it, so a service started on the 31st renews on the last day of short months
+    # and on the 31st again after them.
+    billing_anchor = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Periods end on this day of the month (of the year for yearly options), "
+        "or the month's last day when it is shorter.",
+    )
     current_period_start = models.DateTimeField(null=True, blank=True)
     current_period_end = models.DateTimeField(null=True, blank=True)
+    # When the next period not yet invoiced falls due (the trial end, then each
+    # period end): the billing run selects services by it. Empty while that
+    # period's invoice is unpaid, and for services that are not billed again.
+    next_bill_at = models.DateTimeField(null=True, blank=True, editable=False)
     next_due_at = models.DateTimeField(null=True, blank=True)
     suspended_at = models.DateTimeField(null=True, blank=True)
     grace_ends_at = models.DateTimeField(null=True, blank=True)
@@ -365,7 +407,14 @@ class Service(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["customer", "package", "status"])]
+        indexes = [
+            models.Index(fields=["customer", "package", "status"]),
+            models.Index(
+                fields=["next_bill_at"],
+                condition=Q(next_bill_at__isnull=False),
+                name="service_next_bill_at",
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(recurring_amount__gte=0),

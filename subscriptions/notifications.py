@@ -13,6 +13,7 @@ email tells what was true then and the task's arguments are plain JSON.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -45,6 +46,43 @@ def notify(
         return False
     send_notifications.enqueue(events=wanted, customer_id=customer_id, context=context)
     return True
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One customer's email(s) about one event, for notify_many."""
+
+    events: list[str]
+    package: Package
+    customer_id: int
+    context: dict[str, str]
+
+
+def notify_many(notices: Iterable[Notice]) -> int:
+    """Queue many customers' emails in one task: a billing run tells thousands at once.
+
+    Each notice is sent only for the events its package wants; the number of
+    notices queued is returned.
+    """
+    wanted = []
+    for notice in notices:
+        events = [
+            name
+            for name in notice.events
+            if name in (notice.package.notification_preferences or [])
+        ]
+        if events:
+            wanted.append(
+                {"events": events, "customer_id": notice.customer_id, "context": notice.context}
+            )
+    if wanted:
+        batch_send_notifications.enqueue(notices=wanted)
+    return len(wanted)
+
+
+@task()
+def batch_send_notifications(*, notices: list[dict[str, Any]]) -> int:
+    return sum(notifications_send(**notice) for notice in notices)
 
 
 @task()
@@ -128,14 +166,75 @@ def notify_invoice(
     """
     if invoice.total.amount == 0:
         return
-    source = invoice.service if invoice.service_id else invoice.order
+    source: Service | Order | None = invoice.service if invoice.service_id else invoice.order
+    if invoice.kind == Invoice.Kind.RENEWAL:
+        services = [line.service for line in invoice.lines.select_related("service__package")]
+        source = next((service for service in services if service is not None), None)
+        package_name = _names(services)
     assert source is not None  # an invoice is of a service or an order (constraint)
-    package, package_name = source.package, source.package_name
+    package = source.package
+    if invoice.kind != Invoice.Kind.RENEWAL:
+        package_name = source.package_name
     context = {"package_name": package_name, **_invoice_context(invoice)}
     if payment_amount is not None:
         context["payment_amount"] = _money(payment_amount)
         context["balance"] = _money(balance)
     notify(event=event, package=package, customer_id=invoice.customer_id, context=context)
+
+
+def _names(services: Iterable[Service | None]) -> str:
+    """“Video Pro” or “Video Pro, Web Basic”: what a renewal invoice bills."""
+    return ", ".join(dict.fromkeys(service.package_name for service in services if service))
+
+
+def notify_invoices_issued(issued: list[tuple[Invoice, list[Service]]]) -> int:
+    """Renewal invoices a billing run issued, each with the services it bills, in one task.
+
+    A customer is told when the package of any service on the invoice wants it;
+    zero invoices pay themselves and are not worth an email.
+    """
+    return notify_many(
+        Notice(
+            events=[Event.INVOICE_CREATED],
+            package=package,
+            customer_id=invoice.customer_id,
+            context={"package_name": _names(services), **_invoice_context(invoice)},
+        )
+        for invoice, services in issued
+        if invoice.total.amount > 0
+        for package in [_most_talkative(services, Event.INVOICE_CREATED)]
+    )
+
+
+def _most_talkative(services: list[Service], event: str) -> Package:
+    """The package of the invoice's services that wants `event` sent, if any does."""
+    for service in services:
+        if event in (service.package.notification_preferences or []):
+            return service.package
+    return services[0].package
+
+
+def service_notice(event: str, service: Service, *, invoice: Invoice | None = None) -> Notice:
+    """What notify_service would send, for notify_many."""
+    return Notice(
+        events=[event],
+        package=service.package,
+        customer_id=service.customer_id,
+        context=_service_context(service, invoice),
+    )
+
+
+def _service_context(service: Service, invoice: Invoice | None) -> dict[str, str]:
+    return {
+        "package_name": service.package_name,
+        "service_number": str(service.pk),
+        "price_name": service.price_name,
+        "recurring_amount": _money(service.recurring_amount) if service.is_recurring else "",
+        "trial_ends": _date(service.trial_ends_at),
+        "period_end": _date(service.current_period_end),
+        "grace_ends": _date(service.grace_ends_at),
+        **(_invoice_context(invoice) if invoice is not None else {}),
+    }
 
 
 def notify_service(
@@ -149,15 +248,5 @@ def notify_service(
         event=event,
         package=service.package,
         customer_id=service.customer_id,
-        context={
-            "package_name": service.package_name,
-            "service_number": str(service.pk),
-            "price_name": service.price_name,
-            "recurring_amount": _money(service.recurring_amount) if service.is_recurring else "",
-            "trial_ends": _date(service.trial_ends_at),
-            "period_end": _date(service.current_period_end),
-            "grace_ends": _date(service.grace_ends_at),
-            **(_invoice_context(invoice) if invoice is not None else {}),
-            **extra,
-        },
+        context={**_service_context(service, invoice), **extra},
     )

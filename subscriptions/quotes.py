@@ -32,12 +32,12 @@ from catalog.errors import ErrorCode, refuse
 from catalog.models import Package, PackagePrice, Variant, VariantOption
 from catalog.selectors import packages_for_order
 from catalog.stock import stock_covers
-from catalog.text import trial_offer
+from catalog.text import trial_first_due, trial_offer
 from provisioning.plugins.base import Plugin, form_error_messages
 from provisioning.registry import plugin_for
 
 from .models import Customer, LineKind, Service
-from .periods import add_interval
+from .periods import add_interval, first_paid_period_start
 
 MAX_QUANTITY = 100
 
@@ -67,6 +67,9 @@ class Quote:
     options: list[VariantOption]
     lines: list[QuoteLine] = field(default_factory=list)
     trial_applies: bool = False
+    # When the first payment falls due, if the checkout can know it: today
+    # without a trial. A trial counts from when the service is ready, so its end
+    # is no date yet (see first_due_label).
     first_due_at: datetime | None = None
     quoted_at: datetime | None = None
 
@@ -94,9 +97,35 @@ class Quote:
         return trial_offer(
             period=package.trial_period,
             interval=package.trial_interval,
-            inside=package.trial_mode == Package.TrialMode.INSIDE,
+            inside=self._trial_starts_first_period,
             then=f"{format_money(self.recurring_total)} {self.price.period_suffix()}",
         )
+
+    @property
+    def _trial_starts_first_period(self) -> bool:
+        """An inside trial shorter than a period; a longer one is followed by it (see periods)."""
+        package, price = self.package, self.price
+        if package.trial_mode != Package.TrialMode.INSIDE or not price.time_interval:
+            return False
+        started = self.quoted_at or timezone.now()
+        return started == first_paid_period_start(
+            started=started,
+            trial_ends=add_interval(started, package.trial_period, package.trial_interval),
+            inside=True,
+            count=price.time_interval,
+            unit=price.billing_period,
+        )
+
+    @property
+    def first_due_label(self) -> str:
+        """When the first payment falls due, in words that are true at checkout."""
+        if self.trial_applies:
+            return trial_first_due(
+                period=self.package.trial_period, interval=self.package.trial_interval
+            )
+        if self.first_due_at is not None:
+            return f"{self.first_due_at:%Y-%m-%d}"
+        return "nothing to pay"
 
     @property
     def variants_snapshot(self) -> list[dict[str, str]]:
@@ -323,9 +352,7 @@ def build_quote(
                 due_now=True,
             )
         )
-    if trial_applies:
-        quote.first_due_at = add_interval(now, package.trial_period, package.trial_interval)
-    elif not price.is_free:
+    if not trial_applies and not price.is_free:
         quote.first_due_at = now
     return quote
 

@@ -194,10 +194,13 @@ def free_option(package, name="Free trial", **kwargs) -> PackagePrice:
     )
 
 
-def shop_package(variant_code="region", **package_kwargs):
-    """“Monthly” at 10 USD / 9 EUR, setup 5 USD, signup 3 USD; a region variant (eu +2, us +1)."""
+def shop_package(variant_code="region", billing_period="month", **package_kwargs):
+    """“Monthly” at 10 USD / 9 EUR, setup 5 USD, signup 3 USD; a region variant (eu +2, us +1).
+
+    `billing_period="year"` bills the same option, still named “Monthly”, every year.
+    """
     package = PackageFactory(**package_kwargs)
-    monthly = PackagePriceFactory(package=package, name="Monthly")
+    monthly = PackagePriceFactory(package=package, name="Monthly", billing_period=billing_period)
     PackagePriceAmountFactory(
         package_price=monthly, price=usd(10), setup_fee=usd(5), signup_fee=usd(3)
     )

@@ -90,7 +90,7 @@ def test_a_customer_pays_an_unpaid_renewal_from_their_account(page, live_server)
     service_start(service, now=datetime(2026, 1, 1, tzinfo=UTC))
     service.save()
     services_run_billing(now=datetime(2026, 2, 1, 1, tzinfo=UTC))
-    renewal = service.invoices.get(kind=Invoice.Kind.RENEWAL)
+    renewal = Invoice.objects.of_service(service.pk).get(kind=Invoice.Kind.RENEWAL)
 
     page.goto(f"{live_server.url}/accounts/login/")
     page.fill("#id_username", "eve@example.com")

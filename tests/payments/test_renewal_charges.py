@@ -54,7 +54,7 @@ def renewal_of_an_active_service(customer) -> Invoice:
     service_start(service, now=datetime(2026, 1, 1, tzinfo=UTC))
     service.save()
     services_run_billing(now=datetime(2026, 2, 1, 1, tzinfo=UTC))
-    return service.invoices.get(kind=Invoice.Kind.RENEWAL)
+    return Invoice.objects.of_service(service.pk).get(kind=Invoice.Kind.RENEWAL)
 
 
 def queued_attempts() -> list[dict]:
@@ -226,7 +226,7 @@ def test_renewals_are_invoiced_the_configured_days_before_they_fall_due(customer
     assert not service.invoices.filter(kind=Invoice.Kind.RENEWAL).exists()
     services_run_billing(now=datetime(2026, 1, 25, 1, tzinfo=UTC))  # 7 days ahead
 
-    renewal = service.invoices.get(kind=Invoice.Kind.RENEWAL)
+    renewal = Invoice.objects.of_service(service.pk).get(kind=Invoice.Kind.RENEWAL)
     assert renewal.due_at == datetime(2026, 2, 1, tzinfo=UTC)
     service.refresh_from_db()
     assert service.status == Service.Status.ACTIVE  # not overdue before its due date

@@ -110,7 +110,7 @@ def test_suspension_by_the_billing_run_sends_overdue_then_suspended(customer, ma
 
     service.refresh_from_db()
     assert service.status == Service.Status.SUSPENDED
-    renewal = Invoice.objects.get(service=service, kind=Invoice.Kind.RENEWAL)
+    renewal = Invoice.objects.of_service(service.pk).get(kind=Invoice.Kind.RENEWAL)
     assert subjects(mailoutbox) == [
         f"Invoice {renewal.number}: 12.00 USD due {renewal.due_at:%Y-%m-%d}",
         f"Payment overdue: invoice {renewal.number} for Video Pro",
@@ -126,7 +126,7 @@ def test_paying_a_suspended_service_sends_payment_received_then_unsuspended(cust
     send_queued_notifications()
     mailoutbox.clear()
 
-    renewal = Invoice.objects.get(service=service, kind=Invoice.Kind.RENEWAL)
+    renewal = Invoice.objects.of_service(service.pk).get(kind=Invoice.Kind.RENEWAL)
     payment_record(method="bank_transfer", invoice=renewal, amount=renewal.total)
     run_all_jobs()
     send_queued_notifications()

@@ -162,7 +162,10 @@ def test_the_quote_shows_trial_and_first_due_date(customer):
     assert quote.trial_label == (
         "Free 1-week trial from when your service is ready, then 12.00\xa0USD / month."
     )
-    assert (quote.first_due_at - quote.quoted_at).days == 7
+    # The trial counts from when the service is ready, so the quote names no date
+    # the service would contradict.
+    assert quote.first_due_at is None
+    assert quote.first_due_label == "1 week after your service is ready"
 
 
 def test_an_inside_trial_is_worded_as_part_of_the_first_period(customer):

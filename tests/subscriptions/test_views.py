@@ -118,6 +118,20 @@ def test_checkout_reviews_every_line_before_the_order(customer_client):
     assert not Order.objects.exists()
 
 
+def test_checkout_names_the_first_payment_after_a_trial_as_the_service_will_bill_it(
+    customer_client,
+):
+    package, monthly, options = shop_package(trial_period=14, trial_interval="day")
+    response = customer_client.get(
+        checkout_url(package), {"price": monthly.pk, "variant_region": options["eu"].pk}
+    )
+    page = response.content.decode()
+    # The trial starts when the service is ready, so no date is promised at checkout.
+    assert re.search(r'id="first-due">\s*14 days after your service is ready<', page)
+    assert "14 days after your service is ready, then every month" in page
+    assert not re.search(r"from \d{4}-\d\d-\d\d", page)
+
+
 def test_checkout_places_the_order_and_shows_it(customer_client, customer):
     package, monthly, options = shop_package()
     data = {"price": monthly.pk, "variant_region": options["eu"].pk, "checkout_token": "t1"}

@@ -1,0 +1,205 @@
+"""The billing run at scale on PostgreSQL: first and second run times, queries, peak memory.
+
+    .venv/bin/python bench/billing.py [--counts 10000,30000,100000] [--port 55498]
+
+For each count N it populates N due monthly services (two per customer, in
+grace-period packages, as a host's cron finds them), then times the first run
+(bills every service: N invoice lines on N/2 invoices, every customer told
+and put in grace) and a second run with nothing to do. Each count runs in its
+own process, so the peak RSS printed is that run's own.
+
+Uses DATABASE_URL when it points at PostgreSQL (a database named
+`bench_billing` is created next to it); otherwise it starts a private
+PostgreSQL server in a temporary directory, like bin/start-test-postgres.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+DB_NAME = "bench_billing"
+
+
+def recreate_database(server_url: str) -> str:
+    import psycopg
+
+    with psycopg.connect(server_url, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {DB_NAME}")
+        connection.execute(f"CREATE DATABASE {DB_NAME}")
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{DB_NAME}"))
+
+
+def populate(count: int, now) -> None:
+    """`count` active monthly services whose period ended an hour ago, two per customer."""
+    from decimal import Decimal
+
+    from django.contrib.auth import get_user_model
+    from djmoney.money import Money
+
+    from catalog.models import Catalog, Package
+    from subscriptions.models import Order, Service
+
+    catalog = Catalog.objects.create(slug="bench", name="Bench")
+    package = Package.objects.create(
+        catalog=catalog, name="Bench VPS", slug="vps", service_type="meet", status="active",
+        grace_period=7, grace_interval="day",
+        notification_preferences=["invoice_created", "payment_overdue"],
+    )  # fmt: skip
+    users = get_user_model().objects.bulk_create(
+        get_user_model()(username=f"c{n}@example.com", email=f"c{n}@example.com")
+        for n in range((count + 1) // 2)
+    )
+    ten = Money(Decimal("10"), "USD")
+    orders = Order.objects.bulk_create(
+        (
+            Order(
+                customer=user,
+                status="paid",
+                package=package,
+                package_name="Bench VPS",
+                price_name="Monthly",
+                price_type="recurring",
+                quantity=2,
+                currency="USD",
+                total=ten,
+                recurring_total=ten,
+            )  # fmt: skip
+            for user in users
+        ),
+        batch_size=5000,
+    )
+    start, end = now - timedelta(days=31), now - timedelta(hours=1)
+    Service.objects.bulk_create(
+        (
+            Service(
+                customer_id=orders[n // 2].customer_id,
+                order=orders[n // 2],
+                status="active",
+                package=package,
+                package_name="Bench VPS",
+                price_name="Monthly",
+                price_type="recurring",
+                time_interval=1,
+                billing_period="month",
+                currency="USD",
+                recurring_amount=ten,
+                package_amount=ten,
+                grace_period=7,
+                grace_interval="day",
+                activated_at=start,
+                billing_anchor=start,
+                current_period_start=start,
+                current_period_end=end,
+                next_due_at=end,
+                next_bill_at=end,
+            )  # fmt: skip
+            for n in range(count)
+        ),
+        batch_size=5000,
+    )
+
+
+class QueryCounter:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        self.count += 1
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            if os.environ.get("BENCH_SLOW") and time.perf_counter() - started > 0.3:
+                print(f"{time.perf_counter() - started:.2f}s {sql[:300]}", file=sys.stderr)
+
+
+def one(count: int) -> None:
+    """Populate and time two runs; print one line. Runs in its own process."""
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+    from django.utils import timezone
+
+    from subscriptions.billing import services_run_billing
+    from subscriptions.models import Invoice, InvoiceLine
+
+    call_command("flush", interactive=False, verbosity=0)
+    now = timezone.now()
+    populate(count, now)
+    connection.cursor().execute("ANALYZE")
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    timings = []
+    for _ in range(2):
+        counter = QueryCounter()
+        started = time.perf_counter()
+        with connection.execute_wrapper(counter):
+            run = services_run_billing(now=now)
+        timings.append((time.perf_counter() - started, counter.count, run))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert InvoiceLine.objects.filter(service__isnull=False).count() == count
+    invoices = Invoice.objects.filter(kind="renewal").count()
+    (first, first_queries, first_run), (second, second_queries, _) = timings
+    print(
+        f"{count:>8} services  first run {first:6.2f} s  {first_queries:5} queries "
+        f"({first_queries / count:.4f}/service; {first_run.invoices} invoices, "
+        f"{first_run.grace} in grace)  second run {second:5.2f} s  {second_queries} queries  "
+        f"peak RSS {peak / 1024:.0f} MB (after populating {rss_before / 1024:.0f} MB)  "
+        f"[{invoices} renewal invoices]",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--counts", default="100000", help="comma-separated service counts")
+    parser.add_argument("--port", type=int, default=55498, help="port of a private server")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        one(args.one)
+        return
+
+    from checkout import start_private_postgres
+
+    server_url, stop = os.environ.get("DATABASE_URL", ""), None
+    if not server_url.startswith("postgres"):
+        server_url, stop = start_private_postgres(args.port)
+    try:
+        env = {
+            **os.environ,
+            "DATABASE_URL": recreate_database(server_url),
+            "DJANGO_SETTINGS_MODULE": os.environ.get(
+                "DJANGO_SETTINGS_MODULE", "billing_site.settings.test"
+            ),
+        }
+        subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), "migrate", "--verbosity=0"],
+            env=env,
+            check=True,
+        )
+        import psycopg
+
+        with psycopg.connect(server_url) as connection:
+            print(f"PostgreSQL {connection.info.server_version}, billing run over due services")
+        for count in (int(n) for n in args.counts.split(",")):
+            subprocess.run([sys.executable, __file__, "--one", str(count)], env=env, check=True)
+    finally:
+        if stop is not None:
+            stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -322,7 +322,7 @@ def _services_warn_termination(run: BillingRun, now: datetime) -> None:
             batch = list(unwarned.select_for_update(skip_locked=True, of=("self",))[:BATCH_SIZE])
             if not batch:
                 return
-            late = [service for service in batch if service.terminates_at <= now]  # type: ignore[operator]  # selected by terminates_at
+            late = [service for service in batch if service.terminates_at <= now]
             for service in late:
                 service.terminates_at = now + notice
             Service.objects.filter(pk__in=[service.pk for service in late]).update(

@@ -62,6 +62,7 @@ class NotificationEvent(models.TextChoices):
     SERVICE_SUSPENDED = "service_suspended", "Service suspended"
     SERVICE_UNSUSPENDED = "service_unsuspended", "Service unsuspended"
     SERVICE_CANCELLED = "service_cancelled", "Service cancelled"
+    TERMINATION_WARNING = "termination_warning", "Termination warning (unpaid, suspended)"
     SERVICE_TERMINATED = "service_terminated", "Service terminated"
     PACKAGE_CHANGED = "package_changed", "Package changed (upgrade/downgrade)"
     PRICE_CHANGE = "price_change", "Price change notice"

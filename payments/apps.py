@@ -5,7 +5,7 @@ class PaymentsConfig(AppConfig):
     name = "payments"
 
     def ready(self):
-        from subscriptions.signals import invoice_issued
+        from subscriptions.signals import invoice_issued, plan_change_credit_due
 
         from . import receivers
 
@@ -15,3 +15,6 @@ class PaymentsConfig(AppConfig):
             receivers.apply_credit_to_issued_invoice, dispatch_uid="payments_credit"
         )
         invoice_issued.connect(receivers.charge_issued_renewal, dispatch_uid="payments_renewal")
+        plan_change_credit_due.connect(
+            receivers.credit_plan_change, dispatch_uid="payments_plan_change_credit"
+        )

@@ -278,6 +278,7 @@ class CreditNote(models.Model):
     class Kind(models.TextChoices):
         REFUND = "refund", "Refund"
         CREDIT = "credit", "Account credit"
+        PLAN_CHANGE = "plan_change", "Plan change credit"
 
     customer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="credit_notes"
@@ -288,7 +289,7 @@ class CreditNote(models.Model):
     payment = models.ForeignKey(
         Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="credit_notes"
     )
-    kind = models.CharField(max_length=10, choices=Kind.choices)
+    kind = models.CharField(max_length=12, choices=Kind.choices)
     amount = MoneyField(**MONEY)
     reason = models.CharField(max_length=255, blank=True)
     created_by = models.ForeignKey(
@@ -324,6 +325,7 @@ class CreditEntry(models.Model):
         APPLIED = "applied", "Applied to an invoice"
         REFUND = "refund", "Refunded to credit"
         ADJUSTMENT = "adjustment", "Adjusted by staff"
+        PLAN_CHANGE = "plan_change", "Plan change credit"
 
     customer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="credit_entries"

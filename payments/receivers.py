@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .renewals import renewal_charge_schedule
-from .services import invoice_apply_credit
+from .services import invoice_apply_credit, plan_change_credit
 
 
 def apply_credit_to_issued_invoice(sender, *, invoice, **kwargs) -> None:
@@ -12,3 +12,12 @@ def apply_credit_to_issued_invoice(sender, *, invoice, **kwargs) -> None:
 
 def charge_issued_renewal(sender, *, invoice, **kwargs) -> None:
     renewal_charge_schedule(invoice=invoice)
+
+
+def credit_plan_change(sender, *, plan_change, invoice, amount, **kwargs) -> None:
+    plan_change_credit(
+        invoice=invoice,
+        amount=amount,
+        reason=f"{plan_change.from_package_name} → {plan_change.to_package_name}: "
+        "the unused part of the period at the lower price",
+    )

@@ -37,6 +37,13 @@ from .models import (
 )
 
 ZERO = Decimal("0")
+CENT = Decimal("0.01")
+
+
+def _sum_to_money(total: Decimal | None, currency: str) -> Money:
+    """A SUM of stored amounts as Money: SQLite sums decimals as floats (4.37 comes back as
+    4.37000000000000), which no money field would store; amounts are whole cents."""
+    return Money((total or ZERO).quantize(CENT), currency)
 
 
 def invoice_paid(invoice: Invoice) -> Money:
@@ -45,7 +52,7 @@ def invoice_paid(invoice: Invoice) -> Money:
         kept=Sum(F("amount") - F("credited") - F("refunded"))
     )["kept"]
     # Payments are in the invoice's currency: payment_record refuses any other.
-    return Money(total or ZERO, invoice.currency)
+    return _sum_to_money(total, invoice.currency)
 
 
 def invoice_balance(invoice: Invoice) -> Money:
@@ -59,7 +66,7 @@ def credit_balance(*, customer, currency: str) -> Money:
     total = CreditEntry.objects.filter(customer=customer, amount_currency=currency).aggregate(
         total=Sum("amount")
     )["total"]
-    return Money(total or ZERO, currency)
+    return _sum_to_money(total, currency)
 
 
 def credit_balances(*, customer) -> list[Money]:
@@ -205,8 +212,15 @@ def _apply_credit(invoice: Invoice) -> Payment | None:
 
 
 @transaction.atomic
-def credit_adjust(*, customer, amount: Money, note: str) -> CreditEntry:
-    """Staff give (or take back) account credit by hand."""
+def credit_adjust(
+    *,
+    customer,
+    amount: Money,
+    note: str,
+    kind: str = CreditEntry.Kind.ADJUSTMENT,
+    invoice: Invoice | None = None,
+) -> CreditEntry:
+    """Give (or take back) account credit: staff by hand, or what a credit note grants."""
     if amount.amount == 0:
         raise refuse(ErrorCode.CREDIT_ZERO, "Enter an amount other than zero.")
     get_user_model().objects.select_for_update().filter(pk=customer.pk).exists()
@@ -216,8 +230,29 @@ def credit_adjust(*, customer, amount: Money, note: str) -> CreditEntry:
     ):
         raise refuse(ErrorCode.CREDIT_SHORT, "The customer has less credit than that.")
     return CreditEntry.objects.create(
-        customer=customer, amount=amount, kind=CreditEntry.Kind.ADJUSTMENT, note=note
+        customer=customer, amount=amount, kind=kind, invoice=invoice, note=note
     )
+
+
+@transaction.atomic
+def plan_change_credit(*, invoice: Invoice, amount: Money, reason: str) -> CreditNote:
+    """Credit the unused part of a period a plan change made cheaper: a credit note on the
+    invoice that paid for the period, and account credit the customer's next invoices use."""
+    note = CreditNote.objects.create(
+        customer_id=invoice.customer_id,
+        invoice=invoice,
+        kind=CreditNote.Kind.PLAN_CHANGE,
+        amount=amount,
+        reason=reason[:255],
+    )
+    credit_adjust(
+        customer=invoice.customer,
+        amount=amount,
+        note=f"{note.number}: {reason}"[:255],
+        kind=CreditEntry.Kind.PLAN_CHANGE,
+        invoice=invoice,
+    )
+    return note
 
 
 def invoice_pay(

@@ -19,7 +19,7 @@ from django.utils.http import urlencode
 
 from catalog.models import Package, PackagePrice, price_amounts_changed
 
-from . import jobs, lifecycle, ordering, price_changes
+from . import billing, jobs, lifecycle, ordering, price_changes
 from .forms import StaffUsageForm
 from .models import (
     Invoice,
@@ -329,8 +329,37 @@ class ServiceAdmin(RecordAdmin):
         return [
             path("<int:pk>/usage/", self.admin_site.admin_view(self.add_usage_view),
                  name="subscriptions_service_add_usage"),
+            path("run-billing/", self.admin_site.admin_view(self.run_billing_view),
+                 name="subscriptions_service_run_billing"),
             *super().get_urls(),
         ]  # fmt: skip
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_run_billing": request.user.has_perm("subscriptions.run_billing"),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def run_billing_view(self, request):
+        """Staff run the billing now instead of waiting for cron: a page says what it does,
+        its button runs it, and a message says what it did."""
+        if not request.user.has_perm("subscriptions.run_billing"):
+            raise PermissionDenied
+        changelist = reverse("admin:subscriptions_service_changelist")
+        if request.method == "POST":
+            run = billing.services_run_billing()
+            self.message_user(request, f"Billing run: {run}", messages.SUCCESS)
+            return HttpResponseRedirect(changelist)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Run billing now",
+            "subtitle": None,
+            "opts": self.opts,
+            "changelist_url": changelist,
+            "terminate_after_days": settings.BILLING_TERMINATE_AFTER_DAYS,
+        }
+        return TemplateResponse(request, "admin/subscriptions/service/run_billing.html", context)
 
     def add_usage_view(self, request, pk: int):
         """Staff record usage from the service's page; errors show on its form there."""

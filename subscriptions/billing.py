@@ -1,4 +1,4 @@
-"""The billing run: renewals, trials ending, grace, suspension and reminders.
+"""The billing run: renewals, trials ending, grace, suspension, termination and reminders.
 
 Everything that happens because time passed; cron runs services_run_billing.
 """
@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Subquery
+from django.db.models import DateTimeField, Exists, F, OuterRef, Subquery, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from django_tasks import task
 
@@ -20,7 +21,7 @@ from catalog.models import NotificationEvent, PriceType
 
 from .invoicing import LineSpec, renewal_invoices_issue
 from .jobs import provisioning_job_enqueue
-from .lifecycle import services_apply_due_cancellations
+from .lifecycle import service_end, services_apply_due_cancellations
 from .models import Invoice, InvoiceLine, PlanChange, ProvisioningJob, Service
 from .notifications import notify_many, notify_service, service_notice
 from .periods import add_interval, anchored_period_end
@@ -241,6 +242,138 @@ def _services_send_reminders(run: BillingRun, now: datetime) -> None:
                 run.renewal_reminders += _service_renewal_reminder(service)
 
 
+def termination_delay() -> timedelta:
+    """How long a service suspended for an unpaid invoice lasts before it is terminated."""
+    return timedelta(days=settings.BILLING_TERMINATE_AFTER_DAYS)
+
+
+def termination_notice() -> timedelta:
+    """How long before its termination the customer is warned: never less than a day,
+    since the warning is the customer's last chance to pay."""
+    return timedelta(days=max(settings.BILLING_REMINDER_DAYS, 1))
+
+
+def _services_unpaid_suspended(now: datetime):
+    """Suspended services with an invoice unpaid past its due date, not being unsuspended.
+
+    Each dunning step below reads them through this condition under the row
+    lock, so a payment that lands first (it clears terminates_at and queues
+    the unsuspension) stops the termination.
+    """
+    overdue = InvoiceLine.objects.filter(
+        service=OuterRef("pk"),
+        invoice__status=Invoice.Status.UNPAID,
+        invoice__due_at__lte=now,
+    )
+    first_overdue = Invoice.objects.filter(
+        status=Invoice.Status.UNPAID, due_at__lte=now, lines__service=OuterRef("pk")
+    ).order_by("due_at", "pk")
+    unsuspending = ProvisioningJob.objects.filter(
+        service=OuterRef("pk"),
+        action=ProvisioningJob.Action.UNSUSPEND,
+        status__in=ProvisioningJob.OPEN_STATUSES,
+    )
+    return (
+        Service.objects.filter(Exists(overdue), status=Service.Status.SUSPENDED)
+        .exclude(Exists(unsuspending))
+        .annotate(overdue_invoice_id=Subquery(first_overdue.values("pk")[:1]))
+        .select_related("package")
+        .order_by("pk")
+    )
+
+
+def _services_schedule_termination(now: datetime) -> None:
+    """Give each unpaid suspended service its termination date, a batch at a time.
+
+    The date is BILLING_TERMINATE_AFTER_DAYS after the suspension, and never
+    sooner than the warning period from now: a service long suspended when
+    termination is switched on is warned before it ends like any other.
+    """
+    unscheduled = _services_unpaid_suspended(now).filter(
+        terminates_at__isnull=True, suspended_at__isnull=False
+    )
+    earliest = Value(now + termination_notice(), output_field=DateTimeField())
+    while True:
+        with transaction.atomic():
+            pks = list(
+                unscheduled.select_for_update(skip_locked=True, of=("self",)).values_list(
+                    "pk", flat=True
+                )[:BATCH_SIZE]
+            )
+            if not pks:
+                return
+            Service.objects.filter(pk__in=pks).update(
+                terminates_at=Greatest(F("suspended_at") + termination_delay(), earliest)
+            )
+
+
+def _services_warn_termination(run: BillingRun, now: datetime) -> None:
+    """Tell each customer, once per date, when their unpaid service will be terminated.
+
+    A date that passed unwarned (the run did not run for longer than the
+    warning period) moves to the warning period from now: no service is
+    terminated without its customer having been told the date.
+    """
+    notice = termination_notice()
+    unwarned = _services_unpaid_suspended(now).filter(terminates_at__lte=now + notice)
+    unwarned = unwarned.exclude(termination_warning_sent_for=F("terminates_at"))
+    while True:
+        with transaction.atomic():
+            batch = list(unwarned.select_for_update(skip_locked=True, of=("self",))[:BATCH_SIZE])
+            if not batch:
+                return
+            late = [service for service in batch if service.terminates_at <= now]
+            for service in late:
+                service.terminates_at = now + notice
+            Service.objects.filter(pk__in=[service.pk for service in late]).update(
+                terminates_at=now + notice
+            )
+            Service.objects.filter(pk__in=[service.pk for service in batch]).update(
+                termination_warning_sent_for=F("terminates_at")
+            )
+            invoices = Invoice.objects.in_bulk([service.overdue_invoice_id for service in batch])
+            notify_many(
+                service_notice(
+                    NotificationEvent.TERMINATION_WARNING,
+                    service,
+                    invoice=invoices[service.overdue_invoice_id],
+                )
+                for service in batch
+            )
+            run.termination_warnings += len(batch)
+
+
+def _services_terminate_due(run: BillingRun, now: datetime) -> None:
+    """Terminate each unpaid suspended service whose warned date has come.
+
+    Through the lifecycle's service_end, as staff terminating it would: the
+    customer gets the "terminated" email and the provider's terminate job is queued.
+    """
+    due = _services_unpaid_suspended(now).filter(
+        terminates_at__lte=now, termination_warning_sent_for=F("terminates_at")
+    )
+    while True:
+        with transaction.atomic():
+            batch = list(due.select_for_update(skip_locked=True, of=("self",))[:BATCH_SIZE])
+            if not batch:
+                return
+            for service in batch:
+                service_end(service, Service.Status.TERMINATED)
+            run.terminated += len(batch)
+
+
+def services_terminate_unpaid(run: BillingRun, now: datetime) -> None:
+    """Dunning's end: date, warn, then terminate services left suspended and unpaid.
+
+    Off when BILLING_TERMINATE_AFTER_DAYS is 0.
+    """
+    if settings.BILLING_TERMINATE_AFTER_DAYS <= 0:
+        return
+    _services_schedule_termination(now)
+    _services_warn_termination(run, now)
+    _services_terminate_due(run, now)
+
+
 @dataclass
 class BillingRun:
     cancelled: int = 0
@@ -250,12 +383,16 @@ class BillingRun:
     suspended: int = 0
     trial_reminders: int = 0
     renewal_reminders: int = 0
+    termination_warnings: int = 0
+    terminated: int = 0
 
     def __str__(self) -> str:
         return (
             f"{self.cancelled} cancelled, {self.plan_changes} plan change(s) applied, "
             f"{self.invoices} invoice(s) issued, {self.grace} entered grace, "
             f"{self.suspended} suspension(s) queued, "
+            f"{self.termination_warnings} termination warning(s) sent, "
+            f"{self.terminated} terminated for non-payment, "
             f"{self.trial_reminders} trial-ending reminder(s) and "
             f"{self.renewal_reminders} renewal reminder(s) sent."
         )
@@ -282,6 +419,7 @@ def services_run_billing(*, now: datetime | None = None) -> BillingRun:
     _services_bill_due(run, now)
     _services_enter_grace(run, now)
     _services_suspend_after_grace(run, now)
+    services_terminate_unpaid(run, now)
     _services_send_reminders(run, now)
     return run
 

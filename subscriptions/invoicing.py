@@ -177,6 +177,26 @@ def service_invoice_issue(
     return invoice
 
 
+def service_period_invoice(service: Service) -> Invoice | None:
+    """The paid invoice that bought the service's current period: its renewal, else its order's
+    (the first period). None when neither did."""
+    renewal = (
+        Invoice.objects.filter(
+            status=Invoice.Status.PAID,
+            kind=Invoice.Kind.RENEWAL,
+            lines__service=service,
+            lines__period_start=service.current_period_start,
+        )
+        .order_by("-pk")
+        .first()
+    )
+    if renewal is not None or service.current_period_start != service.billing_anchor:
+        return renewal
+    return Invoice.objects.filter(
+        order_id=service.order_id, kind=Invoice.Kind.ORDER, status=Invoice.Status.PAID
+    ).first()
+
+
 def invoice_settle(invoice: Invoice, order: Order | None = None) -> None:
     """The invoice is paid in full: its order is paid, or its service's period moves on.
 

@@ -338,6 +338,8 @@ def _apply(job: ProvisioningJob, service: Service, now) -> None:
         in_trial = service.trial_ends_at and service.trial_ends_at > now
         service.status = S.TRIAL if in_trial else S.ACTIVE
         service.suspended_at = None
+        # A termination date belongs to this suspension; a later one gets its own.
+        service.terminates_at = None
         notify_service(NotificationEvent.SERVICE_UNSUSPENDED, service)
     elif job.action == Action.TERMINATE and service.status != S.TERMINATED:
         service.status = S.TERMINATED

@@ -176,6 +176,8 @@ def _service_paid(service_id: int, *, period: tuple[datetime, datetime] | None) 
         )
     if not Invoice.objects.of_service(service.pk).filter(status=Invoice.Status.UNPAID).exists():
         service.grace_ends_at = None
+        # Paid: it is no longer to be terminated, even before the provider unsuspends it.
+        service.terminates_at = None
         if service.status == S.GRACE:
             service.status = S.ACTIVE
             provisioning_job_cancel_open(service=service, action=Action.SUSPEND)

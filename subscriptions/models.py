@@ -399,14 +399,19 @@ class Service(models.Model):
     cancel_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     terminated_at = models.DateTimeField(null=True, blank=True)
+    # Dunning's last step: a service suspended for an unpaid invoice ends then
+    # (BILLING_TERMINATE_AFTER_DAYS); the billing run sets it, unsuspending clears it.
+    terminates_at = models.DateTimeField(null=True, blank=True)
     # reminders the billing run sent: the trial end and the period end each was for
     trial_reminder_sent_for = models.DateTimeField(null=True, blank=True, editable=False)
     renewal_reminder_sent_for = models.DateTimeField(null=True, blank=True, editable=False)
+    termination_warning_sent_for = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = ServiceQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [("run_billing", "Can run the billing now")]
         indexes = [
             models.Index(fields=["customer", "package", "status"]),
             models.Index(

@@ -233,6 +233,7 @@ def _service_context(service: Service, invoice: Invoice | None) -> dict[str, str
         "trial_ends": _date(service.trial_ends_at),
         "period_end": _date(service.current_period_end),
         "grace_ends": _date(service.grace_ends_at),
+        "terminates_on": _date(service.terminates_at),
         **(_invoice_context(invoice) if invoice is not None else {}),
     }
 

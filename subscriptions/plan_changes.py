@@ -21,13 +21,14 @@ from catalog.models import NotificationEvent, Package, PackageScaling
 from catalog.selectors import packages_for_order
 from catalog.stock import stock_lock, stock_release, stock_take
 
-from .invoicing import service_invoice_issue
+from .invoicing import service_invoice_issue, service_period_invoice
 from .jobs import provisioning_job_cancel_open, provisioning_job_enqueue
 from .lifecycle import plan_change_drop
 from .models import Customer, Invoice, LineKind, PlanChange, ProvisioningJob, Service
 from .notifications import notify_service
 from .quotas import quota_snapshot
 from .quotes import check_per_user_limit
+from .signals import plan_change_credit_due
 
 
 def prorated_charge(*, difference: Money, start: datetime, end: datetime, now: datetime) -> Money:
@@ -79,7 +80,8 @@ def service_change_package(
     """Move a service to one of its package's scaling targets.
 
     A higher tier applies now and charges the price difference for the rest of
-    the period; a lower or equal tier applies when the period ends. Raises
+    the period, or credits it when the higher tier costs less; a lower or equal
+    tier applies when the period ends. Raises
     ValidationError (with a code) and writes nothing when the move is refused.
     """
     now = now or timezone.now()
@@ -112,6 +114,7 @@ def service_change_package(
     package_amount = sold.price or Money(0, service.currency)
     recurring_amount = service.recurring_amount - _service_package_amount(service) + package_amount
     upgrade = target.tier > service.package.tier
+    amount_before = service.recurring_amount
     # package_change_refusal above refused a service with no running period.
     assert service.current_period_start is not None and service.current_period_end is not None
     change = PlanChange(
@@ -153,7 +156,29 @@ def service_change_package(
             )
             change.save(update_fields=["invoice"])
         _plan_change_apply(change, service, now)
+        if recurring_amount < amount_before:
+            _plan_change_credit(change, service, amount_before - recurring_amount, now)
     return change
+
+
+def _plan_change_credit(
+    change: PlanChange, service: Service, difference: Money, now: datetime
+) -> None:
+    """A higher tier at a lower price: the unused part of the paid period comes back as
+    account credit, prorated as an upgrade's charge is. Payments writes it (see signals)."""
+    assert service.current_period_start is not None and service.current_period_end is not None
+    credit = prorated_charge(
+        difference=difference,
+        start=service.current_period_start,
+        end=service.current_period_end,
+        now=now,
+    )
+    # Only money paid comes back: a period nothing paid for (a free one) gives no credit.
+    invoice = service_period_invoice(service)
+    if credit.amount > 0 and invoice is not None:
+        plan_change_credit_due.send(
+            sender=PlanChange, plan_change=change, invoice=invoice, amount=credit
+        )
 
 
 def _plan_change_apply(change: PlanChange, service: Service, now: datetime) -> None:

@@ -11,3 +11,9 @@ from django.dispatch import Signal
 
 # sender: the Invoice class; invoice: the issued, numbered invoice (still unpaid unless free)
 invoice_issued = Signal()
+
+# sender: the PlanChange class; plan_change: the change just applied, to a higher tier at a
+# lower price; invoice: the paid invoice that bought the period it cuts short; amount: the
+# unused part of that period, prorated like an upgrade's charge. Sent in the change's
+# transaction: payments writes the credit note and the account credit, or nothing at all.
+plan_change_credit_due = Signal()

@@ -163,6 +163,9 @@ PROVISIONING_LEASE_SECONDS = env_int("PROVISIONING_LEASE_SECONDS", 60)
 # The billing run reminds customers this many days ahead of a trial's end and
 # of a renewal (0 sends no reminders).
 BILLING_REMINDER_DAYS = env_int("BILLING_REMINDER_DAYS", 3)
+# A service suspended for an unpaid invoice is terminated this many days after its
+# suspension (0: never), its customer warned BILLING_REMINDER_DAYS (at least one) before.
+BILLING_TERMINATE_AFTER_DAYS = env_int("BILLING_TERMINATE_AFTER_DAYS", 30)
 # When staff move existing services to a new price, each customer is emailed at
 # least this many days before the renewal that first charges it.
 BILLING_PRICE_CHANGE_NOTICE_DAYS = env_int("BILLING_PRICE_CHANGE_NOTICE_DAYS", 30)

@@ -183,8 +183,11 @@ def test_the_window_is_the_billing_reminder_days_setting(customer, mailoutbox, s
 
 
 def test_the_billing_run_reports_the_reminders():
-    run = BillingRun(invoices=1, trial_reminders=2, renewal_reminders=3)
+    run = BillingRun(
+        invoices=1, trial_reminders=2, renewal_reminders=3, termination_warnings=4, terminated=5
+    )
     assert str(run) == (
         "0 cancelled, 0 plan change(s) applied, 1 invoice(s) issued, 0 entered grace, "
-        "0 suspension(s) queued, 2 trial-ending reminder(s) and 3 renewal reminder(s) sent."
+        "0 suspension(s) queued, 4 termination warning(s) sent, 5 terminated for non-payment, "
+        "2 trial-ending reminder(s) and 3 renewal reminder(s) sent."
     )

@@ -108,9 +108,7 @@ def email_change_confirm(*, token: str) -> Customer:
         "This link is invalid or has expired. Ask for a new one from your account.",
     )
     try:
-        data = signing.loads(
-            token, salt=EMAIL_CHANGE_SALT, max_age=EMAIL_CHANGE_MAX_AGE
-        )
+        data = signing.loads(token, salt=EMAIL_CHANGE_SALT, max_age=EMAIL_CHANGE_MAX_AGE)
     except signing.BadSignature:  # also an expired one
         raise invalid from None
     User = get_user_model()

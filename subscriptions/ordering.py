@@ -261,7 +261,7 @@ def customer_close_account(*, customer: Customer) -> list[Service]:
     """A customer leaves: orders awaiting payment are cancelled, every live service ends at
     its period end (now when none runs), and the login is turned off. Paid orders and all
     invoices stay, as the law requires."""
-    customer = type(customer).objects.select_for_update().get(pk=customer.pk)
+    customer = get_user_model().objects.select_for_update().get(pk=customer.pk)
     refusal = account_close_refusal(customer=customer)
     if refusal is not None:
         raise refusal.error()

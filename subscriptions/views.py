@@ -19,7 +19,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from catalog.currency import get_currency
+from catalog.currency import format_money, get_currency
 from catalog.errors import ErrorCode
 from catalog.models import Package
 from catalog.selection import parse_id, parse_selection
@@ -252,7 +252,11 @@ def service_change_package(request, pk: int):
             return _change_preview_page(request, service, target, " ".join(error.messages))
         return _change_refused(request, service, error)
     if change.direction == PlanChange.Direction.UPGRADE:
-        charged = f" A prorated {change.charge} is invoiced." if change.charge.amount else ""
+        charged = (
+            f" A prorated {format_money(change.charge)} is invoiced."
+            if change.charge.amount
+            else ""
+        )
         messages.success(request, f"Your service is now {change.to_package_name}.{charged}")
     else:
         messages.success(

@@ -52,6 +52,7 @@ class ErrorCode(models.TextChoices):
     PRICE_PERIOD_DIFFERS = "price_period_differs", "The target bills over another period"
     CHANGE_SCHEDULED = "change_scheduled", "A change of package is already scheduled"
     NOT_SCHEDULED = "not_scheduled", "The change is not scheduled"
+    PREVIEW_OUTDATED = "preview_outdated", "The figures changed since the customer saw them"
     # services
     NOT_OWNER = "not_owner", "Another customer's record"
     BAD_STATUS = "bad_status", "Not allowed in the record's status"
@@ -61,6 +62,9 @@ class ErrorCode(models.TextChoices):
     CANCELLATION_REQUESTED = "cancellation_requested", "A cancellation is already requested"
     SERVICE_ENDED = "service_ended", "The service has ended"
     CANCEL_MODE = "cancel_mode", "No valid cancellation mode"
+    NOT_CANCELLING = "not_cancelling", "No cancellation at period end to undo"
+    # customer accounts
+    EMAIL_TOKEN_INVALID = "email_token_invalid", "The email change link is invalid or expired"
     # orders, invoices and payments
     ORDER_NOT_CANCELLABLE = (
         "order_not_cancellable",

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
+from django.core import signing
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.db import models, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
 
-from catalog.errors import ErrorCode
+from catalog.errors import ErrorCode, refuse
 
-from .models import Customer
+from .models import Customer, CustomerProfile
 
 EMAIL_TAKEN = "An account with this email address already exists."
 
@@ -62,3 +67,85 @@ def customer_sign_up(*, email: str, password: str) -> Customer:
     user.full_clean(exclude=["password"])
     user.save()
     return user
+
+
+# A link to confirm a new email address works this long, and once: it names the
+# address it replaces, so after the change (or another one) it no longer matches.
+EMAIL_CHANGE_MAX_AGE = timedelta(days=3)
+EMAIL_CHANGE_SALT = "subscriptions.accounts.email_change"
+
+
+def email_change_request(*, customer: Customer, new_email: str, site_url: str) -> str:
+    """Email a confirmation link to `new_email`; the address changes only when it is opened.
+
+    `site_url` is the site's address ("https://store.example/") the link starts with.
+    Returns the token the link carries.
+    """
+    new_email = new_email.strip().lower()
+    if new_email == customer.email.lower():
+        raise refuse(ErrorCode.EMAIL_TAKEN, "This is already your email address.")
+    if email_taken(new_email):
+        raise ValidationError({"email": ValidationError(EMAIL_TAKEN, code=ErrorCode.EMAIL_TAKEN)})
+    token = signing.dumps(
+        {"customer": customer.pk, "from": customer.email, "to": new_email}, salt=EMAIL_CHANGE_SALT
+    )
+    link = site_url.rstrip("/") + reverse("subscriptions:email_confirm", args=[token])
+    context = {"link": link, "new_email": new_email, "days": EMAIL_CHANGE_MAX_AGE.days}
+    send_mail(
+        subject="Confirm your new email address",
+        message=render_to_string("subscriptions/email/email_change.txt", context),
+        from_email=None,
+        recipient_list=[new_email],
+    )
+    return token
+
+
+@transaction.atomic
+def email_change_confirm(*, token: str) -> Customer:
+    """Apply the change a confirmation link carries; the old address is told it happened."""
+    invalid = refuse(
+        ErrorCode.EMAIL_TOKEN_INVALID,
+        "This link is invalid or has expired. Ask for a new one from your account.",
+    )
+    try:
+        data = signing.loads(token, salt=EMAIL_CHANGE_SALT, max_age=EMAIL_CHANGE_MAX_AGE)
+    except signing.BadSignature:  # also an expired one
+        raise invalid from None
+    User = get_user_model()
+    customer = User.objects.select_for_update().filter(pk=data.get("customer")).first()
+    if customer is None or not customer.is_active or customer.email != data.get("from"):
+        raise invalid
+    new_email = data["to"]
+    if email_taken(new_email):  # someone signed up with it since the link was sent
+        raise refuse(ErrorCode.EMAIL_TAKEN, EMAIL_TAKEN)
+    old_email = customer.email
+    customer.email = new_email
+    customer.username = customer_username(new_email)
+    customer.full_clean(exclude=["password"])
+    customer.save(update_fields=["email", "username"])
+    send_mail(
+        subject="Your email address was changed",
+        message=render_to_string("subscriptions/email/email_changed.txt", {"new_email": new_email}),
+        from_email=None,
+        recipient_list=[old_email],
+    )
+    return customer
+
+
+def customer_profile(*, customer: Customer) -> CustomerProfile:
+    """The customer's billing details; an empty, unsaved one when they gave none yet."""
+    try:
+        return customer.profile
+    except CustomerProfile.DoesNotExist:
+        return CustomerProfile(customer=customer)
+
+
+@transaction.atomic
+def customer_profile_update(*, customer: Customer, **fields: str) -> CustomerProfile:
+    """Save the customer's billing details: name, company, address, country, vat_id."""
+    profile, _ = CustomerProfile.objects.select_for_update().get_or_create(customer=customer)
+    for name, value in fields.items():
+        setattr(profile, name, value)
+    profile.full_clean()
+    profile.save()
+    return profile

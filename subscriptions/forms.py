@@ -9,7 +9,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from catalog.errors import ErrorCode
 
 from .accounts import EMAIL_TAKEN, email_taken
-from .models import Service
+from .models import CustomerProfile, Service
 
 
 class EmailAuthenticationForm(AuthenticationForm):
@@ -77,6 +77,61 @@ class CancelServiceForm(forms.Form):
         choices=Service.CancelMode.choices,
         widget=forms.RadioSelect,
         initial=Service.CancelMode.PERIOD_END,
+    )
+
+
+class ProfileForm(forms.ModelForm):
+    class Meta:
+        model = CustomerProfile
+        fields = ["name", "company", "address", "country", "vat_id"]
+        widgets = {
+            "name": forms.TextInput(attrs={"autocomplete": "name"}),
+            "company": forms.TextInput(attrs={"autocomplete": "organization"}),
+            "address": forms.Textarea(attrs={"rows": 3, "autocomplete": "street-address"}),
+            "country": forms.Select(attrs={"autocomplete": "country"}),
+        }
+
+
+class PasswordCheckForm(forms.Form):
+    """A form the customer proves with their password, as Django's password change does."""
+
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+    def __init__(self, *args, customer, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.customer = customer
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if not self.customer.check_password(password):
+            raise forms.ValidationError("This is not your password.", code="password_incorrect")
+        return password
+
+
+class EmailChangeForm(PasswordCheckForm):
+    email = forms.EmailField(
+        label="New email address",
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+    field_order = ["email", "password"]
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip().lower()
+        if email == self.customer.email.lower():
+            raise forms.ValidationError("This is already your email address.")
+        if email_taken(email):
+            raise forms.ValidationError(EMAIL_TAKEN, code=ErrorCode.EMAIL_TAKEN)
+        return email
+
+
+class CloseAccountForm(PasswordCheckForm):
+    confirm = forms.BooleanField(
+        label="I understand that my services end and I can no longer sign in.", required=True
     )
 
 

@@ -95,6 +95,51 @@ def service_request_cancellation(*, service: Service, customer: Customer, mode: 
     return service
 
 
+@transaction.atomic
+def service_cancellation_undo(*, service: Service, customer: Customer) -> Service:
+    """A customer keeps a service they asked to end at the period end, until it ends."""
+    service = Service.objects.select_for_update().get(pk=service.pk)
+    if service.customer_id != customer.pk:
+        raise refuse(ErrorCode.NOT_OWNER, "This is not your service.")
+    if (
+        not service.is_live
+        or service.cancel_mode != Service.CancelMode.PERIOD_END
+        or service.cancel_at is None
+        or service.cancel_at <= timezone.now()
+    ):
+        raise refuse(
+            ErrorCode.NOT_CANCELLING, "This service is not set to end at the end of its period."
+        )
+    service.cancel_requested_at = None
+    service.cancel_mode = ""
+    service.cancel_at = None
+    service.save(update_fields=["cancel_requested_at", "cancel_mode", "cancel_at"])
+    return service
+
+
+def service_cancel_for_closing(service: Service) -> Service:
+    """End a service of an account being closed: at its period end while a paid period (or a
+    trial) runs, now when there is none (not started, or unpaid in grace or suspension)."""
+    service = Service.objects.select_for_update().get(pk=service.pk)
+    if not service.is_live:
+        return service
+    if service.cancel_at is not None:
+        return service  # already ending when its period does
+    now = timezone.now()
+    end = service.paid_until(now)
+    service.cancel_requested_at = now
+    if end is not None:
+        service.cancel_mode = Service.CancelMode.PERIOD_END
+        service.cancel_at = end
+        service.save()
+    else:
+        # Not yet started, or unpaid (grace, suspended): there is no paid period left to run.
+        service.cancel_mode = Service.CancelMode.IMMEDIATE
+        service.cancel_at = now
+        service_end(service, Service.Status.CANCELLED)
+    return service
+
+
 def services_apply_due_cancellations(*, now: datetime | None = None) -> int:
     """End the services whose cancellation at period end has come; run it periodically."""
     now = now or timezone.now()

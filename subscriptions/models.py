@@ -14,6 +14,8 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import models
 from django.db.models import F, Q
+from django_countries import countries
+from django_countries.fields import CountryField
 
 from catalog.availability import Offer, scaling_offer
 from catalog.errors import ErrorCode, Refusal
@@ -486,10 +488,67 @@ class Service(models.Model):
             return Refusal(ErrorCode.CANCELLATION_REQUESTED, "This service is being cancelled.")
         return None
 
+    def paid_until(self, now: datetime) -> datetime | None:
+        """The end of the trial or paid period running at `now`; None when none runs (not yet
+        started, or unpaid in grace or suspension). Closing an account ends a service then."""
+        if self.status == self.Status.TRIAL:
+            end = self.trial_ends_at or self.current_period_end
+        elif self.status == self.Status.ACTIVE:
+            end = self.current_period_end
+        else:
+            return None
+        return end if end is not None and end > now else None
+
+    @property
+    def next_payment_due(self) -> datetime | None:
+        """When the customer next pays for this service: never for one that ended or is set
+        to end, nor for one that is not billed again."""
+        if not self.is_live or self.cancel_at is not None or not self.is_recurring:
+            return None
+        return self.next_due_at
+
     @property
     def variants_map(self) -> dict[str, str]:
         """What plugins receive: variant code → chosen option's value."""
         return {item["code"]: item["value"] for item in self.variants}
+
+
+class CustomerProfile(models.Model):
+    """Who the customer is, for their invoices: name, company, address, country, VAT id."""
+
+    customer = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile"
+    )
+    name = models.CharField(max_length=200, blank=True)
+    company = models.CharField(max_length=200, blank=True)
+    address = models.TextField(
+        blank=True, max_length=500, help_text="Street, postcode and city, as on a letter."
+    )
+    country = CountryField(blank=True)
+    vat_id = models.CharField(
+        "VAT id",
+        max_length=32,
+        blank=True,
+        help_text="With its country prefix, e.g. DE123456789, when you buy as a business.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.name or self.company or str(self.customer)
+
+    def clean(self) -> None:
+        # Stored without spaces or dots, as tax authorities print and check it.
+        self.vat_id = "".join(ch for ch in self.vat_id.upper() if ch.isalnum())
+
+    @property
+    def bill_to_lines(self) -> list[str]:
+        """The invoice's bill-to block, line by line, leaving out what is empty."""
+        lines = [self.name, self.company, *self.address.splitlines()]
+        if self.country:
+            lines.append(str(countries.name(str(self.country))))
+        if self.vat_id:
+            lines.append(f"VAT id {self.vat_id}")
+        return [line.strip() for line in lines if line and line.strip()]
 
 
 class PlanChange(models.Model):

@@ -15,12 +15,12 @@ from django.db.models import Q
 from django.utils import timezone
 from djmoney.money import Money
 
-from catalog.errors import ErrorCode, refuse
+from catalog.errors import ErrorCode, Refusal, refuse
 from catalog.models import Package, PackagePrice, VariantOption
 from catalog.stock import stock_lock, stock_take, stock_units_to_take
 
 from .invoicing import invoice_issue, invoice_settle
-from .lifecycle import service_end
+from .lifecycle import service_cancel_for_closing, service_end
 from .models import Customer, Invoice, InvoiceLine, LineKind, Order, OrderLine, Service
 from .notifications import notify_order_placed
 from .quotas import quota_snapshot
@@ -237,3 +237,40 @@ def order_cancel(*, order: Order, refunded: bool = False) -> Order:
     for service in order.services.select_for_update().filter(status__in=Service.LIVE_STATUSES):
         service_end(service, Service.Status.CANCELLED)
     return order
+
+
+def account_close_refusal(*, customer: Customer) -> Refusal | None:
+    """Why the customer may not close their account themselves; None when they may."""
+    kept = [
+        service
+        for service in Service.objects.live().filter(customer=customer).select_related("package")
+        if not service.package.allow_cancellation
+    ]
+    if kept:
+        names = ", ".join(str(service) for service in kept)
+        return Refusal(
+            ErrorCode.CANCELLATION_NOT_ALLOWED,
+            f"These services cannot be cancelled by customers: {names}. "
+            "Contact us to close your account.",
+        )
+    return None
+
+
+@transaction.atomic
+def customer_close_account(*, customer: Customer) -> list[Service]:
+    """A customer leaves: orders awaiting payment are cancelled, every live service ends at
+    its period end (now when none runs), and the login is turned off. Paid orders and all
+    invoices stay, as the law requires."""
+    customer = get_user_model().objects.select_for_update().get(pk=customer.pk)
+    refusal = account_close_refusal(customer=customer)
+    if refusal is not None:
+        raise refusal.error()
+    for order in Order.objects.filter(customer=customer, status=Order.Status.AWAITING_PAYMENT):
+        order_cancel(order=order)
+    ended = [
+        service_cancel_for_closing(service)
+        for service in Service.objects.live().filter(customer=customer).order_by("pk")
+    ]
+    customer.is_active = False
+    customer.save(update_fields=["is_active"])
+    return ended

@@ -7,6 +7,7 @@ period end, when the billing run applies it.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -73,22 +74,54 @@ def _scaling_target(
     return target, sold
 
 
-@transaction.atomic
-def service_change_package(
-    *, service: Service, customer: Customer, package: Package | None, now: datetime | None = None
-) -> PlanChange:
-    """Move a service to one of its package's scaling targets.
+@dataclass(frozen=True)
+class Preview:
+    """What a plan change does, figured as `service_change_package` bills it.
 
-    A higher tier applies now and charges the price difference for the rest of
-    the period, or credits it when the higher tier costs less; a lower or equal
-    tier applies when the period ends. Raises
-    ValidationError (with a code) and writes nothing when the move is refused.
+    An upgrade applies at once and charges the price difference for the rest of
+    the period, or credits the unused part of the paid period when the higher
+    tier costs less; a downgrade applies at the period end and charges nothing.
     """
-    now = now or timezone.now()
-    # Only the service row: the packages are locked one at a time, for their stock.
-    service = (
-        Service.objects.select_for_update(of=("self",)).select_related("package").get(pk=service.pk)
-    )
+
+    target: Package
+    sold: Offer
+    direction: str
+    charge: Money
+    credit: Money
+    recurring_amount: Money
+    package_amount: Money
+    applies_at: datetime
+    priced_at: datetime
+
+    @property
+    def is_upgrade(self) -> bool:
+        return self.direction == PlanChange.Direction.UPGRADE
+
+    def figures(self) -> dict[str, str]:
+        """What the customer confirmed, as plain strings a form can carry (signed) and the
+        change service compares: the figures, and the moment the charge was prorated to."""
+        return {
+            "package": str(self.target.pk),
+            "direction": self.direction,
+            "currency": str(self.charge.currency),
+            "charge": str(self.charge.amount),
+            "credit": str(self.credit.amount),
+            "recurring_amount": str(self.recurring_amount.amount),
+            # An upgrade applies when confirmed; only a downgrade's date is promised.
+            "applies_at": "" if self.is_upgrade else self.applies_at.isoformat(),
+            "priced_at": self.priced_at.isoformat(),
+        }
+
+
+def service_change_preview(
+    *, service: Service, customer: Customer, package: Package | None, now: datetime
+) -> Preview:
+    """The charge, the new recurring price and the date of moving `service` to `package`.
+
+    Raises ValidationError (with a code) when the move is refused. It reads and
+    writes nothing else: `service_change_package` calls it under the service's
+    lock and bills exactly what it returns.
+    """
     if service.customer_id != customer.pk:
         raise refuse(ErrorCode.NOT_OWNER, "This is not your service.")
     refusal = service.package_change_refusal(now)
@@ -102,6 +135,79 @@ def service_change_package(
         raise refuse(ErrorCode.OPEN_JOB, "A change of package is still under way.")
 
     target, sold = _scaling_target(service, package, customer)
+    package_amount = sold.price or Money(0, service.currency)
+    recurring_amount = service.recurring_amount - _service_package_amount(service) + package_amount
+    upgrade = target.tier > service.package.tier
+    # package_change_refusal above refused a service with no running period.
+    assert service.current_period_start is not None and service.current_period_end is not None
+    charge = credit = Money(0, service.currency)
+    if upgrade:
+        charge = prorated_charge(
+            difference=recurring_amount - service.recurring_amount,
+            start=service.current_period_start,
+            end=service.current_period_end,
+            now=now,
+        )
+        # A higher tier at a lower price: the unused part of the paid period comes back
+        # as account credit. Only money paid comes back (a free period gives none).
+        if recurring_amount < service.recurring_amount and service_period_invoice(service):
+            credit = prorated_charge(
+                difference=service.recurring_amount - recurring_amount,
+                start=service.current_period_start,
+                end=service.current_period_end,
+                now=now,
+            )
+    return Preview(
+        target=target,
+        sold=sold,
+        direction=PlanChange.Direction.UPGRADE if upgrade else PlanChange.Direction.DOWNGRADE,
+        charge=charge,
+        credit=credit,
+        recurring_amount=recurring_amount,
+        package_amount=package_amount,
+        applies_at=now if upgrade else service.current_period_end,
+        priced_at=now,
+    )
+
+
+@transaction.atomic
+def service_change_package(
+    *,
+    service: Service,
+    customer: Customer,
+    package: Package | None,
+    now: datetime | None = None,
+    confirmed: dict[str, str] | None = None,
+) -> PlanChange:
+    """Move a service to one of its package's scaling targets, as `service_change_preview` says.
+
+    `confirmed` is the preview's `figures()` the customer agreed to: the charge is
+    prorated to the moment they were shown, and when any figure now differs the
+    change is refused, so a customer is never billed an amount they did not see.
+    Raises ValidationError (with a code) and writes nothing when the move is refused.
+    """
+    now = now or timezone.now()
+    # Only the service row: the packages are locked one at a time, for their stock.
+    service = (
+        Service.objects.select_for_update(of=("self",)).select_related("package").get(pk=service.pk)
+    )
+    priced_at = now
+    if confirmed is not None:
+        priced_at = _confirmed_time(confirmed, service, now)
+        # The period must still be running now, not only when the figures were shown.
+        refusal = service.package_change_refusal(now)
+        if refusal is not None:
+            raise refusal.error()
+    preview = service_change_preview(
+        service=service, customer=customer, package=package, now=priced_at
+    )
+    if confirmed is not None and preview.figures() != confirmed:
+        raise refuse(
+            ErrorCode.PREVIEW_OUTDATED,
+            "The price of this change has changed since you saw it; "
+            "nothing was charged. Review the new figures and confirm again.",
+        )
+    target = preview.target
     took_stock = False
     if target.has_stock:
         # As in order_place: the target's row lock, its rules again, then the unit.
@@ -111,37 +217,26 @@ def service_change_package(
             raise refusal.error()
         took_stock = stock_take(target, 1) > 0
 
-    package_amount = sold.price or Money(0, service.currency)
-    recurring_amount = service.recurring_amount - _service_package_amount(service) + package_amount
-    upgrade = target.tier > service.package.tier
-    amount_before = service.recurring_amount
-    # package_change_refusal above refused a service with no running period.
-    assert service.current_period_start is not None and service.current_period_end is not None
+    upgrade = preview.is_upgrade
+    assert service.current_period_end is not None  # the preview refused a service without
     change = PlanChange(
         service=service,
-        direction=PlanChange.Direction.UPGRADE if upgrade else PlanChange.Direction.DOWNGRADE,
+        direction=preview.direction,
         from_package_id=service.package_id,
         from_package_name=service.package_name,
         to_package=target,
         to_package_name=target.name,
         currency=service.currency,
-        recurring_amount=recurring_amount,
-        package_amount=package_amount,
+        recurring_amount=preview.recurring_amount,
+        package_amount=preview.package_amount,
         provisioning_options=target.provisioning_options,
         package_settings=target.package_settings,
         quotas=quota_snapshot(target, service.currency),
         overages_enabled=target.overages_enabled,
         took_stock=took_stock,
-        charge=Money(0, service.currency),
-        effective_at=now if upgrade else service.current_period_end,
+        charge=preview.charge,
+        effective_at=now if upgrade else preview.applies_at,
     )
-    if upgrade:
-        change.charge = prorated_charge(
-            difference=recurring_amount - service.recurring_amount,
-            start=service.current_period_start,
-            end=service.current_period_end,
-            now=now,
-        )
     change.full_clean(exclude=["service", "from_package", "to_package", "invoice"])
     change.save()
     if upgrade:
@@ -156,29 +251,35 @@ def service_change_package(
             )
             change.save(update_fields=["invoice"])
         _plan_change_apply(change, service, now)
-        if recurring_amount < amount_before:
-            _plan_change_credit(change, service, amount_before - recurring_amount, now)
+        if preview.credit.amount > 0:
+            # Payments writes the credit note and the account credit (see signals).
+            plan_change_credit_due.send(
+                sender=PlanChange,
+                plan_change=change,
+                invoice=service_period_invoice(service),
+                amount=preview.credit,
+            )
     return change
 
 
-def _plan_change_credit(
-    change: PlanChange, service: Service, difference: Money, now: datetime
-) -> None:
-    """A higher tier at a lower price: the unused part of the paid period comes back as
-    account credit, prorated as an upgrade's charge is. Payments writes it (see signals)."""
-    assert service.current_period_start is not None and service.current_period_end is not None
-    credit = prorated_charge(
-        difference=difference,
-        start=service.current_period_start,
-        end=service.current_period_end,
-        now=now,
-    )
-    # Only money paid comes back: a period nothing paid for (a free one) gives no credit.
-    invoice = service_period_invoice(service)
-    if credit.amount > 0 and invoice is not None:
-        plan_change_credit_due.send(
-            sender=PlanChange, plan_change=change, invoice=invoice, amount=credit
+def _confirmed_time(confirmed: dict[str, str], service: Service, now: datetime) -> datetime:
+    """When the confirmed figures were prorated: in this period, and not in the future."""
+    try:
+        priced_at = datetime.fromisoformat(confirmed.get("priced_at", ""))
+    except ValueError:
+        priced_at = None
+    if (
+        priced_at is None
+        or priced_at.tzinfo is None
+        or priced_at > now
+        or service.current_period_start is None
+        or priced_at < service.current_period_start
+    ):
+        raise refuse(
+            ErrorCode.PREVIEW_OUTDATED,
+            "This preview is out of date; nothing was charged. Review the change again.",
         )
+    return priced_at
 
 
 def _plan_change_apply(change: PlanChange, service: Service, now: datetime) -> None:

@@ -6,7 +6,10 @@ a 404, never a 403 that would confirm it exists.
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Prefetch, Q, QuerySet
 from django.http import QueryDict
 from django.shortcuts import get_object_or_404
 
@@ -102,3 +105,74 @@ def service_change_targets(*, service: Service) -> list[tuple[Package, str]]:
 
 def service_scheduled_change(*, service: Service) -> PlanChange | None:
     return service.plan_changes.filter(status=PlanChange.Status.SCHEDULED).first()
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """Where a service stands, for its customer: the page renders this and decides nothing.
+
+    `code` is one of: awaiting_payment, provisioning, provisioning_failed, trial, active,
+    grace, suspended, cancelled, terminated. `invoice` is the unpaid invoice to pay (with
+    the page's Pay link); the dates are those the state promises.
+    """
+
+    code: str
+    invoice: Invoice | None = None
+    trial_ends_at: datetime | None = None
+    grace_ends_at: datetime | None = None
+    terminates_at: datetime | None = None
+    ends_at: datetime | None = None
+    ended_at: datetime | None = None
+    suspended_for_payment: bool = False
+    next_payment_due: datetime | None = None
+
+
+def service_unpaid_invoice(*, service: Service) -> Invoice | None:
+    """The service's oldest unpaid invoice, its order's included (one query)."""
+    return (
+        Invoice.objects.filter(
+            Q(pk__in=Invoice.objects.of_service(service.pk).values("pk"))
+            | Q(order_id=service.order_id, kind=Invoice.Kind.ORDER)
+            | Q(service_id=service.pk),
+            status=Invoice.Status.UNPAID,
+        )
+        .order_by("due_at", "pk")
+        .first()
+    )
+
+
+def service_state(*, service: Service) -> ServiceState:
+    """The one answer to "what is going on with my service?" (at most one query)."""
+    S = Service.Status
+    if service.status == S.TERMINATED:
+        return ServiceState("terminated", ended_at=service.terminated_at)
+    if service.status == S.CANCELLED:
+        return ServiceState("cancelled", ended_at=service.cancelled_at)
+    invoice = service_unpaid_invoice(service=service)
+    ends_at = service.cancel_at
+    if service.status == S.PENDING:
+        if service.order.status == Order.Status.AWAITING_PAYMENT:
+            return ServiceState("awaiting_payment", invoice=invoice)
+        if service.needs_attention:
+            return ServiceState("provisioning_failed")
+        return ServiceState("provisioning")
+    if service.status == S.GRACE:
+        return ServiceState(
+            "grace", invoice=invoice, grace_ends_at=service.grace_ends_at, ends_at=ends_at
+        )
+    if service.status == S.SUSPENDED:
+        return ServiceState(
+            "suspended",
+            invoice=invoice,
+            suspended_for_payment=invoice is not None,
+            # Dated by the billing run's dunning step (BILLING_TERMINATE_AFTER_DAYS).
+            terminates_at=service.terminates_at if invoice is not None else None,
+            ends_at=ends_at,
+        )
+    return ServiceState(
+        "trial" if service.status == S.TRIAL else "active",
+        invoice=invoice,
+        trial_ends_at=service.trial_ends_at if service.status == S.TRIAL else None,
+        ends_at=ends_at,
+        next_payment_due=service.next_payment_due,
+    )

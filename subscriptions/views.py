@@ -6,17 +6,20 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import PasswordChangeView
+from django.core import signing
 from django.core.exceptions import ValidationError
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from catalog.currency import get_currency
+from catalog.currency import format_money, get_currency
 from catalog.errors import ErrorCode
 from catalog.models import Package
 from catalog.selection import parse_id, parse_selection
@@ -24,7 +27,14 @@ from provisioning.models import ProviderInstance
 from provisioning.plugins.webhook import SIGNATURE_HEADER, verify
 
 from . import accounts, lifecycle, ordering, plan_changes, quotes, selectors
-from .forms import CancelServiceForm, ProviderUsageForm, SignUpForm
+from .forms import (
+    CancelServiceForm,
+    CloseAccountForm,
+    EmailChangeForm,
+    ProfileForm,
+    ProviderUsageForm,
+    SignUpForm,
+)
 from .models import Invoice, PlanChange, Service, UsageRecord
 from .quotas import service_usage
 from .throttling import sign_up_attempt_allowed
@@ -152,39 +162,101 @@ def _service_context(service: Service) -> dict:
     changeable = service.package_change_refusal(now) is None and scheduled is None
     usage_since, usage = service_usage(service, now)
     return {
+        "state": selectors.service_state(service=service),
         "usage": usage,
         "usage_since": usage_since,
         "can_cancel": service.cancellation_refusal() is None,
+        "can_undo_cancellation": service.is_live
+        and service.cancel_mode == Service.CancelMode.PERIOD_END
+        and service.cancel_at is not None
+        and service.cancel_at > now,
         "scheduled_change": scheduled,
         "change_targets": selectors.service_change_targets(service=service) if changeable else [],
     }
 
 
-@login_required
-@require_POST
-def service_change_package(request, pk: int):
-    service = selectors.customer_service_or_404(customer=request.user, pk=pk)
+# A plan-change preview is good for this long; then the customer looks at fresh figures.
+PREVIEW_MAX_AGE = 30 * 60
+PREVIEW_SALT = "subscriptions.views.plan_change_preview"
+
+
+def _target_from(data) -> Package | None:
     # Any id is passed on: the service refuses what is not a target, with its message.
-    target_id = parse_id(request.POST.get("package", ""))
-    target = Package.objects.filter(pk=target_id).first() if target_id else None
+    target_id = parse_id(data.get("package", ""))
+    return Package.objects.filter(pk=target_id).first() if target_id else None
+
+
+def _change_refused(request, service: Service, error: ValidationError):
+    return render(
+        request,
+        "subscriptions/service.html",
+        {
+            "service": service,
+            "cancel_form": CancelServiceForm(),
+            "change_errors": error.messages,
+            **_service_context(service),
+        },
+        status=409,
+    )
+
+
+def _change_preview_page(request, service: Service, target: Package | None, notice: str = ""):
+    """The confirm page: what the change costs, from the function that will bill it."""
     try:
-        change = plan_changes.service_change_package(
-            service=service, customer=request.user, package=target
+        preview = plan_changes.service_change_preview(
+            service=service, customer=request.user, package=target, now=timezone.now()
         )
     except ValidationError as error:
-        return render(
-            request,
-            "subscriptions/service.html",
-            {
-                "service": service,
-                "cancel_form": CancelServiceForm(),
-                "change_errors": error.messages,
-                **_service_context(service),
-            },
-            status=409,
+        return _change_refused(request, service, error)
+    return render(
+        request,
+        "subscriptions/plan_change_confirm.html",
+        {
+            "service": service,
+            "preview": preview,
+            "notice": notice,
+            "token": signing.dumps(preview.figures(), salt=PREVIEW_SALT),
+        },
+        status=409 if notice else 200,
+    )
+
+
+@login_required
+def service_change_package(request, pk: int):
+    """GET: the confirm page of a change. POST (from it): the change, billed as previewed."""
+    service = selectors.customer_service_or_404(customer=request.user, pk=pk)
+    if request.method != "POST":
+        return _change_preview_page(request, service, _target_from(request.GET))
+    target = _target_from(request.POST)
+    again = "Review the change, then confirm it."
+    try:
+        confirmed = signing.loads(
+            request.POST.get("preview", ""), salt=PREVIEW_SALT, max_age=PREVIEW_MAX_AGE
         )
+    except signing.SignatureExpired:
+        return _change_preview_page(
+            request, service, target, "That preview is over 30 minutes old; here it is again."
+        )
+    except signing.BadSignature:
+        return _change_preview_page(request, service, target, again)
+    if not isinstance(confirmed, dict) or confirmed.get("package") != str(
+        getattr(target, "pk", "")
+    ):
+        return _change_preview_page(request, service, target, again)
+    try:
+        change = plan_changes.service_change_package(
+            service=service, customer=request.user, package=target, confirmed=confirmed
+        )
+    except ValidationError as error:
+        if getattr(error, "code", None) == ErrorCode.PREVIEW_OUTDATED:
+            return _change_preview_page(request, service, target, " ".join(error.messages))
+        return _change_refused(request, service, error)
     if change.direction == PlanChange.Direction.UPGRADE:
-        charged = f" A prorated {change.charge} is invoiced." if change.charge.amount else ""
+        charged = (
+            f" A prorated {format_money(change.charge)} is invoiced."
+            if change.charge.amount
+            else ""
+        )
         messages.success(request, f"Your service is now {change.to_package_name}.{charged}")
     else:
         messages.success(
@@ -195,29 +267,61 @@ def service_change_package(request, pk: int):
 
 
 @login_required
-@require_POST
 def service_cancel(request, pk: int):
+    """GET: the confirm page for the chosen mode. POST (from it): the cancellation."""
     service = selectors.customer_service_or_404(customer=request.user, pk=pk)
-    form = CancelServiceForm(request.POST)
-    if form.is_valid():
-        try:
-            service = lifecycle.service_request_cancellation(
-                service=service, customer=request.user, mode=form.cleaned_data["mode"]
-            )
-        except ValidationError as error:
-            messages.error(request, " ".join(error.messages))
+    posted = request.method == "POST"
+    form = CancelServiceForm(request.POST if posted else request.GET)
+    if not form.is_valid():
+        return render(
+            request,
+            "subscriptions/service.html",
+            {"service": service, "cancel_form": form, **_service_context(service)},
+            status=400,
+        )
+    mode = form.cleaned_data["mode"]
+    if not posted:
+        refusal = service.cancellation_refusal()
+        if refusal is not None:
+            messages.error(request, refusal.message)
+            return redirect("subscriptions:service", pk=service.pk)
+        return render(
+            request,
+            "subscriptions/service_cancel_confirm.html",
+            {
+                "service": service,
+                "mode": mode,
+                "immediate": mode == Service.CancelMode.IMMEDIATE,
+                "ends_at": service.trial_ends_at
+                if service.status == Service.Status.TRIAL
+                else service.current_period_end,
+            },
+        )
+    try:
+        service = lifecycle.service_request_cancellation(
+            service=service, customer=request.user, mode=mode
+        )
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        if service.status == Service.Status.CANCELLED:
+            messages.success(request, "Your service is cancelled.")
         else:
-            if service.status == Service.Status.CANCELLED:
-                messages.success(request, "Your service is cancelled.")
-            else:
-                messages.success(request, f"Your service will end on {service.cancel_at:%Y-%m-%d}.")
-        return redirect("subscriptions:service", pk=service.pk)
-    return render(
-        request,
-        "subscriptions/service.html",
-        {"service": service, "cancel_form": form, **_service_context(service)},
-        status=400,
-    )
+            messages.success(request, f"Your service will end on {service.cancel_at:%Y-%m-%d}.")
+    return redirect("subscriptions:service", pk=service.pk)
+
+
+@login_required
+@require_POST
+def service_cancel_undo(request, pk: int):
+    service = selectors.customer_service_or_404(customer=request.user, pk=pk)
+    try:
+        lifecycle.service_cancellation_undo(service=service, customer=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, "Your service carries on; it is no longer set to end.")
+    return redirect("subscriptions:service", pk=service.pk)
 
 
 @login_required
@@ -231,6 +335,95 @@ def service_drop_change(request, pk: int):
         plan_changes.plan_change_cancel(change=change, customer=request.user)
         messages.success(request, f"Your service stays {service.package_name}.")
     return redirect("subscriptions:service", pk=service.pk)
+
+
+@login_required
+def account_profile(request):
+    form = ProfileForm(
+        request.POST or None, instance=accounts.customer_profile(customer=request.user)
+    )
+    if request.method == "POST" and form.is_valid():
+        accounts.customer_profile_update(
+            customer=request.user, **{name: form.cleaned_data[name] for name in form.fields}
+        )
+        messages.success(request, "Your billing details are saved; new invoices show them.")
+        return redirect("subscriptions:account")
+    return render(request, "subscriptions/account_profile.html", {"form": form})
+
+
+@login_required
+def account_email(request):
+    form = EmailChangeForm(request.POST or None, customer=request.user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            accounts.email_change_request(
+                customer=request.user,
+                new_email=form.cleaned_data["email"],
+                site_url=request.build_absolute_uri("/"),
+            )
+        except ValidationError as error:
+            form.add_error("email", error.messages)
+        else:
+            messages.success(
+                request,
+                f"We sent a link to {form.cleaned_data['email']}. Your address changes when "
+                "you open it; until then you sign in with this one.",
+            )
+            return redirect("subscriptions:account")
+    return render(request, "subscriptions/account_email.html", {"form": form})
+
+
+def email_confirm(request, token: str):
+    """The link sent to a new address: opening it changes the account's address."""
+    try:
+        customer = accounts.email_change_confirm(token=token)
+    except ValidationError as error:
+        return render(
+            request, "subscriptions/email_confirm.html", {"errors": error.messages}, status=400
+        )
+    if request.user.is_authenticated and request.user.pk == customer.pk:
+        messages.success(request, f"Your email address is now {customer.email}.")
+        return redirect("subscriptions:account")
+    return render(request, "subscriptions/email_confirm.html", {"email": customer.email})
+
+
+class AccountPasswordChangeView(PasswordChangeView):
+    template_name = "subscriptions/account_password.html"
+    success_url = reverse_lazy("subscriptions:account")
+
+    def form_valid(self, form):
+        messages.success(self.request, "Your password is changed.")
+        return super().form_valid(form)
+
+
+@login_required
+def account_close(request):
+    refusal = ordering.account_close_refusal(customer=request.user)
+    form = CloseAccountForm(request.POST or None, customer=request.user)
+    if request.method == "POST" and refusal is None and form.is_valid():
+        try:
+            ordering.customer_close_account(customer=request.user)
+        except ValidationError as error:
+            form.add_error(None, error.messages)
+        else:
+            logout(request)
+            messages.success(
+                request,
+                "Your account is closed. Your services end on the dates shown before; "
+                "we keep your orders and invoices, as the law requires.",
+            )
+            return redirect("storefront:index")
+    now = timezone.now()
+    services = [
+        (service, service.cancel_at or service.paid_until(now))
+        for service in selectors.customer_services(customer=request.user).live()
+    ]
+    return render(
+        request,
+        "subscriptions/account_close.html",
+        {"form": form, "refusal": refusal, "services": services},
+        status=409 if refusal is not None and request.method == "POST" else 200,
+    )
 
 
 def signup(request):

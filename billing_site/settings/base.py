@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "simple_history",
+    "django_countries",
     "catalog",
     "provisioning",
     "storefront",

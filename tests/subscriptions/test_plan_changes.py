@@ -24,6 +24,7 @@ from tests.factories import (
     usd,
     with_period,
 )
+from tests.support.pages import confirm_plan_change
 
 pytestmark = pytest.mark.django_db
 
@@ -268,9 +269,7 @@ def test_the_service_page_offers_no_target_the_server_would_refuse(customer_clie
 def test_a_customer_upgrades_from_the_service_page(customer_client, customer):
     service = active_service(customer, tier=2)
     target = target_of(service.package, tier=3)
-    url = reverse("subscriptions:service_change_package", args=[service.pk])
-
-    response = customer_client.post(url, {"package": target.pk}, follow=True)
+    _, response = confirm_plan_change(customer_client, service, target, follow=True)
 
     assert response.redirect_chain[-1][0] == reverse("subscriptions:service", args=[service.pk])
     assert f"Your service is now {target.name}" in response.content.decode()
@@ -320,9 +319,7 @@ def test_the_page_shows_a_scheduled_downgrade_and_the_customer_may_drop_it(
 ):
     service = active_service(customer, tier=2)
     target = target_of(service.package, tier=1, price="5", stock_qty=1)
-    customer_client.post(
-        reverse("subscriptions:service_change_package", args=[service.pk]), {"package": target.pk}
-    )
+    confirm_plan_change(customer_client, service, target)
 
     page = customer_client.get(reverse("subscriptions:service", args=[service.pk])).content
     assert f"moves to {target.name}" in page.decode()

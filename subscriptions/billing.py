@@ -18,6 +18,7 @@ from django_tasks import task
 from catalog.currency import format_money
 from catalog.models import NotificationEvent, PriceType
 
+from .events import Kind, service_events_bulk
 from .invoicing import LineSpec, renewal_invoices_issue
 from .jobs import provisioning_job_enqueue
 from .lifecycle import services_apply_due_cancellations
@@ -150,6 +151,15 @@ def _services_enter_grace(run: BillingRun, now: datetime) -> None:
                 Service.objects.filter(pk__in=pks).update(
                     status=Service.Status.GRACE, grace_ends_at=ends_at
                 )
+            service_events_bulk(
+                (
+                    s.pk,
+                    Kind.STATUS_CHANGED,
+                    f"→ Grace period until {s.grace_ends_at:%Y-%m-%d}: invoice unpaid",
+                    {"to": s.status},
+                )
+                for s in batch
+            )
             notify_many(
                 service_notice(
                     NotificationEvent.PAYMENT_OVERDUE,

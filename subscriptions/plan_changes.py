@@ -21,6 +21,7 @@ from catalog.models import NotificationEvent, Package, PackageScaling
 from catalog.selectors import packages_for_order
 from catalog.stock import stock_lock, stock_release, stock_take
 
+from .events import Kind, service_event_record
 from .invoicing import service_invoice_issue
 from .jobs import provisioning_job_cancel_open, provisioning_job_enqueue
 from .lifecycle import plan_change_drop
@@ -153,6 +154,13 @@ def service_change_package(
             )
             change.save(update_fields=["invoice"])
         _plan_change_apply(change, service, now)
+    else:
+        service_event_record(
+            service,
+            Kind.PLAN_CHANGE_SCHEDULED,
+            f"Moves to {target.name} on {change.effective_at:%Y-%m-%d} ({recurring_amount} a period)",
+            data={"plan_change": change.pk},
+        )
     return change
 
 
@@ -173,6 +181,13 @@ def _plan_change_apply(change: PlanChange, service: Service, now: datetime) -> N
     change.status = PlanChange.Status.APPLIED
     change.applied_at = now
     change.save(update_fields=["status", "applied_at"])
+    service_event_record(
+        service,
+        Kind.PLAN_CHANGED,
+        f"{change.get_direction_display()}: {change.from_package_name} → {change.to_package_name}, now {change.recurring_amount} a period"
+        + (f", charged {change.charge}" if change.charge.amount else ""),
+        data={"plan_change": change.pk},
+    )
     notify_service(
         NotificationEvent.PACKAGE_CHANGED, service, from_package=change.from_package_name
     )

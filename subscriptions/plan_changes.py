@@ -7,6 +7,7 @@ period end, when the billing run applies it.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -110,9 +111,9 @@ def service_change_package(
             raise refusal.error()
         took_stock = stock_take(target, 1) > 0
 
-    package_amount = sold.price or Money(0, service.currency)
-    recurring_amount = service.recurring_amount - _service_package_amount(service) + package_amount
-    upgrade = target.tier > service.package.tier
+    terms = _plan_change_terms(service, target, sold, now)
+    package_amount, recurring_amount = terms.package_amount, terms.recurring_amount
+    upgrade = terms.direction == PlanChange.Direction.UPGRADE
     # package_change_refusal above refused a service with no running period.
     assert service.current_period_start is not None and service.current_period_end is not None
     change = PlanChange(
@@ -130,16 +131,9 @@ def service_change_package(
         quotas=quota_snapshot(target, service.currency),
         overages_enabled=target.overages_enabled,
         took_stock=took_stock,
-        charge=Money(0, service.currency),
-        effective_at=now if upgrade else service.current_period_end,
+        charge=terms.charge,
+        effective_at=terms.effective_at,
     )
-    if upgrade:
-        change.charge = prorated_charge(
-            difference=recurring_amount - service.recurring_amount,
-            start=service.current_period_start,
-            end=service.current_period_end,
-            now=now,
-        )
     change.full_clean(exclude=["service", "from_package", "to_package", "invoice"])
     change.save()
     if upgrade:
@@ -162,6 +156,60 @@ def service_change_package(
             data={"plan_change": change.pk},
         )
     return change
+
+
+@dataclass(frozen=True)
+class PlanChangePreview:
+    """What moving a service to `target` would do, as `service_change_package` would do it."""
+
+    target: Package
+    direction: str
+    package_amount: Money
+    recurring_amount: Money
+    # Charged now for the rest of the period (an upgrade); zero for a downgrade.
+    charge: Money
+    effective_at: datetime
+
+
+def _plan_change_terms(
+    service: Service, target: Package, sold: Offer, now: datetime
+) -> PlanChangePreview:
+    """The one computation of a change's price, charge and date: previews and the change share it."""
+    assert service.current_period_start is not None and service.current_period_end is not None
+    package_amount = sold.price or Money(0, service.currency)
+    recurring_amount = service.recurring_amount - _service_package_amount(service) + package_amount
+    upgrade = target.tier > service.package.tier
+    charge = Money(0, service.currency)
+    if upgrade:
+        charge = prorated_charge(
+            difference=recurring_amount - service.recurring_amount,
+            start=service.current_period_start,
+            end=service.current_period_end,
+            now=now,
+        )
+    return PlanChangePreview(
+        target=target,
+        direction=PlanChange.Direction.UPGRADE if upgrade else PlanChange.Direction.DOWNGRADE,
+        package_amount=package_amount,
+        recurring_amount=recurring_amount,
+        charge=charge,
+        effective_at=now if upgrade else service.current_period_end,
+    )
+
+
+def plan_change_preview(
+    service: Service, target: Package | None, now: datetime
+) -> PlanChangePreview:
+    """What `service_change_package` would charge and when it would apply; refused as it would be.
+
+    Writes nothing: staff see it on the service console before they confirm.
+    """
+    service = Service.objects.select_related("package", "customer").get(pk=service.pk)
+    refusal = service.package_change_refusal(now)
+    if refusal is not None:
+        raise refusal.error()
+    found, sold = _scaling_target(service, target, service.customer)
+    return _plan_change_terms(service, found, sold, now)
 
 
 def _plan_change_apply(change: PlanChange, service: Service, now: datetime) -> None:

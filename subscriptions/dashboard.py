@@ -178,7 +178,7 @@ def mrr_history(now: datetime, months: int = 12) -> dict[str, list[Money]]:
         for index, end in enumerate(ends):
             ended = min((t for t in (cancelled, terminated) if t is not None), default=None)
             if (
-                activated <= end
+                activated < end
                 and (trial_ends is None or trial_ends <= end)
                 and (ended is None or ended > end)
             ):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
+from typing import cast
 
 from django.db.models import Count, Prefetch, Q, Sum
 from django.urls import reverse
@@ -168,15 +169,20 @@ def mrr_history(now: datetime, months: int = 12) -> dict[str, list[Money]]:
         price_type="recurring", activated_at__isnull=False, activated_at__lte=now
     ).exclude(Q(cancelled_at__lt=starts[0]) | Q(terminated_at__lt=starts[0]))
     exact: dict[str, list[Fraction]] = {}
-    for row in rows.values_list(
+    for row in rows.values(
         "currency", "recurring_amount", "time_interval", "billing_period",
         "activated_at", "trial_ends_at", "cancelled_at", "terminated_at",
     ):  # fmt: skip
-        currency, amount, interval, period, activated, trial_ends, cancelled, terminated = row
-        rate = monthly_rate(amount, interval, period)
-        series = exact.setdefault(currency, [Fraction(0)] * months)
+        # .values() gives the amount column as a Decimal; the stubs expect a Money.
+        amount = cast(Decimal, row["recurring_amount"])
+        rate = monthly_rate(amount, row["time_interval"], row["billing_period"])
+        activated = row["activated_at"]
+        assert activated is not None  # filtered above
+        series = exact.setdefault(row["currency"], [Fraction(0)] * months)
+        ends_at = [row["cancelled_at"], row["terminated_at"]]
+        ended = min((moment for moment in ends_at if moment is not None), default=None)
+        trial_ends = row["trial_ends_at"]
         for index, end in enumerate(ends):
-            ended = min((t for t in (cancelled, terminated) if t is not None), default=None)
             if (
                 activated < end
                 and (trial_ends is None or trial_ends <= end)

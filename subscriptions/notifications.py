@@ -80,7 +80,7 @@ def notify_many(notices: Iterable[Notice]) -> int:
                 {"events": events, "customer_id": notice.customer_id, "context": notice.context}
             )
             timeline += [
-                (pk, Kind.EMAIL_SENT, f"Email queued: {', '.join(events)}", {"events": events})
+                (pk, Kind.EMAIL_SENT, f"To the customer: {', '.join(events)}", {"events": events})
                 for pk in notice.service_ids
             ]
     service_events_bulk(timeline)
@@ -191,7 +191,7 @@ def notify_invoice(
     if notify(event=event, package=package, customer_id=invoice.customer_id, context=context):
         service_events_record(
             kind=Kind.EMAIL_SENT,
-            message=f"Email queued: {event} ({invoice.number})",
+            message=f"To the customer: {event} ({invoice.number})",
             invoice=invoice,
             data={"events": [event]},
         )
@@ -269,6 +269,6 @@ def notify_service(
     )
     if sent:
         service_event_record(
-            service, Kind.EMAIL_SENT, f"Email queued: {event}", data={"events": [event]}
+            service, Kind.EMAIL_SENT, f"To the customer: {event}", data={"events": [event]}
         )
     return sent

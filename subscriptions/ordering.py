@@ -190,7 +190,7 @@ def order_place(
     invoice_issue(invoice=invoice)
     service_events_record(
         kind=Kind.ORDERED,
-        message=f"Ordered: order {order.number}, invoice {invoice.number} ({invoice.total})",
+        message=f"Order {order.number}, invoice {invoice.number} ({invoice.total})",
         service_ids=[s.pk for s in services],
         data={"order": order.pk, "invoice": invoice.pk},
         actor=customer,

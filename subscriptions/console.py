@@ -132,6 +132,7 @@ def _change_confirm(service: Service, data: QueryDict) -> Confirmation:
     )
     target = _target(service, data)
     if target is None:
+        confirmation.chosen = ""  # nothing to confirm until a package is chosen
         confirmation.lines.append("Choose a package to see what the move charges.")
         return confirmation
     try:

@@ -91,6 +91,9 @@ class ErrorCode(models.TextChoices):
     UNKNOWN_QUOTA = "unknown_quota", "The service has no such quota"
     USAGE_INVALID = "usage_invalid", "The usage record is not valid"
     USAGE_KEY_REUSED = "usage_key_reused", "The idempotency key was used for other usage"
+    # service console
+    NOT_BILLABLE = "not_billable", "The service has no renewal to bill now"
+    NO_OPEN_JOB = "no_open_job", "No job of the service is in that state"
     # accounts
     EMAIL_TAKEN = "email_taken", "An account has this email address"
 

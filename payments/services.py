@@ -21,6 +21,7 @@ from djmoney.money import Money
 
 from catalog.errors import ErrorCode, refuse
 from catalog.models import NotificationEvent
+from subscriptions.events import Kind, service_events_record
 from subscriptions.invoicing import invoice_settle
 from subscriptions.models import Invoice, Order
 from subscriptions.notifications import notify_invoice
@@ -168,6 +169,13 @@ def payment_record(
             note=f"Paid beyond the balance of invoice {invoice.number}",
         )
     left = max(balance - amount, zero)
+    service_events_record(
+        kind=Kind.PAYMENT_RECEIVED,
+        message=f"Payment of {amount} received for invoice {invoice.number} ({payment.get_method_display()}), {left} left to pay",
+        invoice=invoice,
+        data={"payment": payment.pk},
+        actor=recorded_by,
+    )
     notify_invoice(NotificationEvent.PAYMENT_RECEIVED, invoice, payment_amount=amount, balance=left)
     if payable and left.amount == 0:
         invoice_settle(invoice, invoice.order)

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -20,6 +20,7 @@ from django.utils.http import urlencode
 from catalog.models import Package, PackagePrice, price_amounts_changed
 
 from . import billing, jobs, lifecycle, ordering, price_changes
+from .console import ACTIONS, console_action_perform, console_actions
 from .forms import StaffUsageForm
 from .models import (
     Invoice,
@@ -27,6 +28,7 @@ from .models import (
     ProvisioningJob,
     ScheduledPriceChange,
     Service,
+    ServiceEvent,
     UsageRecord,
 )
 from .quotas import figure, service_usage
@@ -262,6 +264,11 @@ class ServiceAdmin(RecordAdmin):
             ("Provisioning error", service.provisioning_error),
             ("Package", admin_link(service.package, service.package_name)),
             ("Pricing option", service.price_name),
+            (
+                "Variants",
+                ", ".join(f"{item['name']}: {item['option']}" for item in service.variants)
+                or "none",
+            ),
             ("Recurring amount", service.recurring_amount),
             (
                 "Overages",
@@ -274,7 +281,13 @@ class ServiceAdmin(RecordAdmin):
             ("Created", service.created_at),
             ("Active since", service.activated_at),
             ("Trial ends", service.trial_ends_at),
-            ("Current period ends", service.current_period_end),
+            (
+                "Current period",
+                f"{service.current_period_start:%Y-%m-%d %H:%M} – "
+                f"{service.current_period_end:%Y-%m-%d %H:%M}"
+                if service.current_period_start and service.current_period_end
+                else None,
+            ),
             ("Next due", service.next_due_at),
             ("Grace ends", service.grace_ends_at),
             ("Cancels at", service.cancel_at),
@@ -311,6 +324,14 @@ class ServiceAdmin(RecordAdmin):
         if obj is not None:
             since, usage = service_usage(obj, timezone.now())
             context.update(usage=usage, usage_since=since)
+            # Newest first, as written: the append-only record, not rebuilt from other tables.
+            context.update(timeline=obj.events.select_related("actor"))
+            if self.has_change_permission(request, obj):
+                context.update(console_actions=[
+                    (action, reverse("admin:subscriptions_service_console",
+                                     args=[obj.pk, action.slug]))
+                    for action in console_actions(obj)
+                ])  # fmt: skip
             if obj.quotas and self.has_change_permission(request, obj):
                 context.setdefault("usage_form", self.usage_form(obj))
         return super().render_change_form(request, context, add, change, form_url, obj)
@@ -331,6 +352,8 @@ class ServiceAdmin(RecordAdmin):
                  name="subscriptions_service_add_usage"),
             path("run-billing/", self.admin_site.admin_view(self.run_billing_view),
                  name="subscriptions_service_run_billing"),
+            path("<int:pk>/console/<slug:action>/", self.admin_site.admin_view(self.console_view),
+                 name="subscriptions_service_console"),
             *super().get_urls(),
         ]  # fmt: skip
 
@@ -401,6 +424,49 @@ class ServiceAdmin(RecordAdmin):
             response.status_code = 400
         return response
 
+    def console_view(self, request, pk: int, action: str):
+        """A console action: GET confirms what will happen, POST does it and says how it went."""
+        service = get_object_or_404(Service.objects.select_related("customer", "package"), pk=pk)
+        console_action = ACTIONS.get(action)
+        if console_action is None:
+            raise Http404("No such action.")
+        if not self.has_change_permission(request, service):
+            raise PermissionDenied
+        if request.method not in ("GET", "POST"):
+            return HttpResponseNotAllowed(["GET", "POST"])
+        service_url = reverse("admin:subscriptions_service_change", args=[service.pk])
+        if request.method == "POST":
+            try:
+                outcome = console_action_perform(
+                    action=console_action, service=service, data=request.POST, user=request.user
+                )
+            except ValidationError as error:
+                self.message_user(
+                    request, f"{console_action.label}: {' '.join(error.messages)}", messages.ERROR
+                )
+            else:
+                self.message_user(request, f"{console_action.label}: {outcome}", messages.SUCCESS)
+                return HttpResponseRedirect(f"{service_url}#timeline")
+            data = request.POST
+        else:
+            data = request.GET
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{console_action.label}: {service}",
+            "subtitle": None,
+            "opts": self.opts,
+            "original": service,
+            "service_url": service_url,
+            "action": console_action,
+            "confirmation": console_action.confirm(service, data),
+        }
+        return TemplateResponse(
+            request,
+            "admin/subscriptions/service/console_confirm.html",
+            context,
+            status=400 if request.method == "POST" else 200,
+        )
+
     @admin.action(description="Retry failed provisioning, or provisioning whose worker stopped")
     def retry_provisioning(self, request, queryset):
         failed = ProvisioningJob.objects.filter(service__in=queryset).filter(
@@ -432,6 +498,25 @@ class ServiceAdmin(RecordAdmin):
     def terminate(self, request, queryset):
         _run(self, request, queryset, lambda s: lifecycle.service_terminate(service=s),
              "{count} service(s) terminated.")  # fmt: skip
+
+
+@admin.register(ServiceEvent)
+class ServiceEventAdmin(admin.ModelAdmin):
+    """Every service's timeline at once; append-only, so nothing here adds, edits or deletes."""
+
+    list_display = ["created_at", "service", "kind", "message", "actor"]
+    list_filter = ["kind"]
+    search_fields = ["message", "service__package_name", "service__customer__email"]
+    list_select_related = ["service", "actor"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(ProvisioningJob)

@@ -17,8 +17,10 @@ from django.utils import timezone
 from django_tasks import task
 
 from catalog.currency import format_money
+from catalog.errors import ErrorCode, refuse
 from catalog.models import NotificationEvent, PriceType
 
+from .events import Kind, service_events_bulk
 from .invoicing import LineSpec, renewal_invoices_issue
 from .jobs import provisioning_job_enqueue
 from .lifecycle import service_end, services_apply_due_cancellations
@@ -112,6 +114,31 @@ def _services_bill_due(run: BillingRun, now: datetime) -> None:
             run.invoices += len(renewal_invoices_issue(service_period_lines(batch)))
 
 
+@transaction.atomic
+def service_bill_now(*, service: Service) -> Invoice:
+    """Issue the service's next renewal invoice now instead of waiting for the billing run.
+
+    The same lines and invoice as the run makes; the invoice keeps its due date.
+    """
+    service = (
+        Service.objects.select_for_update(of=("self",)).select_related("package").get(pk=service.pk)
+    )
+    if (
+        service.next_bill_at is None
+        or service.status not in BILLED_STATUSES
+        or service.price_type != PriceType.RECURRING
+        or service.cancel_at is not None
+    ):
+        raise refuse(
+            ErrorCode.NOT_BILLABLE,
+            "This service has no renewal to bill: its next invoice is already issued, "
+            "it is not recurring, or it is ending.",
+        )
+    invoices = renewal_invoices_issue(service_period_lines([service]))
+    Service.objects.filter(pk=service.pk).update(next_bill_at=None)
+    return invoices[0]
+
+
 def _services_enter_grace(run: BillingRun, now: datetime) -> None:
     """Services with an invoice unpaid past its due date enter grace, a batch at a time.
 
@@ -151,6 +178,15 @@ def _services_enter_grace(run: BillingRun, now: datetime) -> None:
                 Service.objects.filter(pk__in=pks).update(
                     status=Service.Status.GRACE, grace_ends_at=ends_at
                 )
+            service_events_bulk(
+                (
+                    s.pk,
+                    Kind.STATUS_CHANGED,
+                    f"→ Grace period until {s.grace_ends_at:%Y-%m-%d}: invoice unpaid",
+                    {"to": s.status},
+                )
+                for s in batch
+            )
             notify_many(
                 service_notice(
                     NotificationEvent.PAYMENT_OVERDUE,

@@ -22,6 +22,7 @@ from djmoney.money import Money
 
 from catalog.models import NotificationEvent
 
+from .events import Kind, service_event_record, service_events_bulk
 from .lifecycle import order_mark_paid, service_invoice_paid
 from .models import Invoice, InvoiceLine, InvoiceNumberCounter, LineKind, Order, Service
 from .notifications import notify_invoice, notify_invoices_issued
@@ -123,6 +124,17 @@ def renewal_invoices_issue(specs: list[LineSpec]) -> list[Invoice]:
         for invoice, group in zip(invoices, groups.values(), strict=True)
         for index, spec in enumerate(group)
     )
+    service_events_bulk(
+        (
+            spec.service.pk,
+            Kind.INVOICE_ISSUED,
+            f"Invoice {invoice.number} issued: {spec.description}, {spec.amount}, due "
+            f"{spec.due_at:%Y-%m-%d}",
+            {"invoice": invoice.pk},
+        )
+        for invoice, group in zip(invoices, groups.values(), strict=True)
+        for spec in group
+    )
     notify_invoices_issued(
         [
             (invoice, [spec.service for spec in group])
@@ -171,6 +183,12 @@ def service_invoice_issue(
         period_end=period_end,
     )
     invoice_issue(invoice=invoice)
+    service_event_record(
+        service,
+        Kind.INVOICE_ISSUED,
+        f"Invoice {invoice.number} issued: {description}, {amount}",
+        data={"invoice": invoice.pk},
+    )
     notify_invoice(NotificationEvent.INVOICE_CREATED, invoice)
     if amount.amount == 0:
         invoice_settle(invoice)

@@ -34,6 +34,7 @@ from catalog.models import NotificationEvent, Package
 from provisioning.plugins.base import ProvisioningError, ProvisionRequest
 from provisioning.registry import plugin_for
 
+from .events import Kind, service_event_record, status_changed
 from .models import ProvisioningJob, Service
 from .notifications import notify_service
 from .periods import add_interval, anchored_period_end, first_paid_period_start
@@ -97,6 +98,12 @@ def provisioning_job_enqueue(
     job.full_clean(exclude=["service"], validate_constraints=False)
     job.save()
     _queue_task(job)
+    service_event_record(
+        service,
+        Kind.JOB_QUEUED,
+        f"{job.get_action_display()} queued (job #{job.pk})",
+        data={"job": job.pk},
+    )
     return job
 
 
@@ -153,7 +160,14 @@ def provisioning_job_claim(*, job_id: int, now: datetime | None = None) -> Provi
     )
     if not claimed:
         return None
-    return ProvisioningJob.objects.select_related("service__customer").get(pk=job_id)
+    job = ProvisioningJob.objects.select_related("service__customer").get(pk=job_id)
+    service_event_record(
+        job.service_id,
+        Kind.JOB_ATTEMPT,
+        f"{job.get_action_display()}: attempt {job.attempts} started (job #{job.pk})",
+        data={"job": job.pk, "attempt": job.attempts},
+    )
+    return job
 
 
 def _cover_the_call(job: ProvisioningJob, plugin, instance) -> None:
@@ -233,6 +247,12 @@ def _retry_or_give_up(
         job.save()
         _queue_task(job)
         when = retry_at.isoformat() if retry_at else "once"
+        service_event_record(
+            service,
+            Kind.JOB_ATTEMPT,
+            f"{job.get_action_display()}: attempt {job.attempts} did not finish ({error}); retry at {when}",
+            data={"job": job.pk, "attempt": job.attempts},
+        )
         return f"retry {job.attempts + 1} at {when}: {error}"
     job.status = ProvisioningJob.Status.FAILED
     job.finished_at = now
@@ -242,6 +262,7 @@ def _retry_or_give_up(
         f"{job.get_action_display()} failed after {job.attempts} attempt(s): {error}"
     )
     service.save(update_fields=["needs_attention", "provisioning_error"])
+    service_event_record(service, Kind.JOB_FAILED, service.provisioning_error, data={"job": job.pk})
     return f"failed: {error}"
 
 
@@ -254,6 +275,12 @@ def provisioning_job_waiting(*, job_id: int, lease_token: uuid.UUID | None, mess
     job.status = ProvisioningJob.Status.WAITING
     job.result_message = message
     job.save()
+    service_event_record(
+        job.service_id,
+        Kind.JOB_WAITING,
+        f"{job.get_action_display()} waits for staff: {message}",
+        data={"job": job.pk},
+    )
     return f"waiting: {message}"
 
 
@@ -283,8 +310,16 @@ def provisioning_job_succeeded(
     # that answer every call with an id (often a request id) must not move it.
     if remote_id and (job.action == ProvisioningJob.Action.CREATE or replaces_remote_id):
         service.remote_id = remote_id
+    before = service.status
     _apply(job, service, now)
     service.save()
+    service_event_record(
+        service,
+        Kind.JOB_SUCCEEDED,
+        f"{job.get_action_display()} done" + (f": {message}" if message else ""),
+        data={"job": job.pk, "remote_id": service.remote_id},
+    )
+    status_changed(service, before)
     return "done"
 
 

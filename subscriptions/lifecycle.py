@@ -15,6 +15,7 @@ from catalog.errors import ErrorCode, refuse
 from catalog.models import NotificationEvent
 from catalog.stock import stock_release
 
+from .events import Kind, service_event_record, status_changed
 from .jobs import (
     provisioning_job_cancel_open,
     provisioning_job_enqueue,
@@ -37,6 +38,7 @@ def service_end(service: Service, status: str) -> None:
     """Cancel or terminate now. A service that never started gives its stock back."""
     now = timezone.now()
     started = service.activated_at is not None or bool(service.remote_id)
+    before = service.status
     service.status = status
     if status == Service.Status.CANCELLED:
         service.cancelled_at = now
@@ -46,6 +48,7 @@ def service_end(service: Service, status: str) -> None:
         stock_release(package_id=service.package_id, units=1)
         service.took_stock = False
     service.save()
+    status_changed(service, before)
     notify_service(
         NotificationEvent.SERVICE_CANCELLED
         if status == Service.Status.CANCELLED
@@ -73,6 +76,18 @@ def service_request_cancellation(*, service: Service, customer: Customer, mode: 
     refusal = service.cancellation_refusal()
     if refusal is not None:
         raise refusal.error()
+    return service_cancel(service=service, mode=mode, actor=customer)
+
+
+@transaction.atomic
+def service_cancel(*, service: Service, mode: str, actor=None) -> Service:
+    """End a live service now or at its period end: a customer's request (checked above), or
+    staff's, who may cancel any package and may end now one already set to end later."""
+    service = Service.objects.select_for_update().select_related("package").get(pk=service.pk)
+    if not service.is_live:
+        raise refuse(ErrorCode.SERVICE_ENDED, "This service has already ended.")
+    if mode == Service.CancelMode.PERIOD_END and service.cancel_requested_at is not None:
+        raise refuse(ErrorCode.CANCELLATION_REQUESTED, "This service is already set to cancel.")
     if mode not in Service.CancelMode.values:
         raise refuse(ErrorCode.CANCEL_MODE, "Choose when the service should end.")
     now = timezone.now()
@@ -89,6 +104,12 @@ def service_request_cancellation(*, service: Service, customer: Customer, mode: 
             )
         service.cancel_at = end
         service.save()
+        service_event_record(
+            service,
+            Kind.CANCELLATION_SCHEDULED,
+            f"Cancels at the period end, {end:%Y-%m-%d %H:%M}",
+            actor=actor,
+        )
     else:
         service.cancel_at = now
         service_end(service, Service.Status.CANCELLED)
@@ -207,6 +228,7 @@ def _service_paid(service_id: int, *, period: tuple[datetime, datetime] | None) 
     if not service.is_live:
         return
     S, Action = Service.Status, ProvisioningJob.Action
+    before = service.status
     if period is not None:
         start, end = period
         service.current_period_start = start
@@ -229,6 +251,7 @@ def _service_paid(service_id: int, *, period: tuple[datetime, datetime] | None) 
         elif service.status == S.SUSPENDED:
             provisioning_job_enqueue_once(service=service, action=Action.UNSUSPEND)
     service.save()
+    status_changed(service, before)
 
 
 def plan_change_drop(change: PlanChange, now: datetime) -> None:

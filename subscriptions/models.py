@@ -807,3 +807,48 @@ class QuotaAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quota_code} reached on {self.service}"
+
+
+class ServiceEvent(models.Model):
+    """One thing that happened to a service, appended where it happened, never changed.
+
+    The service console's timeline reads these rows as they were written: it is
+    not rebuilt from invoices, jobs and payments, whose rows move on.
+    """
+
+    class Kind(models.TextChoices):
+        ORDERED = "ordered", "Ordered"
+        STATUS_CHANGED = "status_changed", "Status changed"
+        JOB_QUEUED = "job_queued", "Provider job queued"
+        JOB_ATTEMPT = "job_attempt", "Provider job attempt"
+        JOB_WAITING = "job_waiting", "Provider job waiting for staff"
+        JOB_SUCCEEDED = "job_succeeded", "Provider job succeeded"
+        JOB_FAILED = "job_failed", "Provider job failed"
+        INVOICE_ISSUED = "invoice_issued", "Invoice issued"
+        PAYMENT_RECEIVED = "payment_received", "Payment received"
+        EMAIL_SENT = "email_sent", "Email queued"
+        PLAN_CHANGED = "plan_changed", "Plan changed"
+        PLAN_CHANGE_SCHEDULED = "plan_change_scheduled", "Plan change scheduled"
+        CANCELLATION_SCHEDULED = "cancellation_scheduled", "Cancellation scheduled"
+        STAFF_ACTION = "staff_action", "Staff action"
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    message = models.CharField(max_length=500)
+    data = models.JSONField(default=dict, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The staff user or customer who did it; empty for the system.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["service", "-created_at", "-id"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.message}"

@@ -27,6 +27,7 @@ from djmoney.money import Money
 from catalog.currency import format_money
 from catalog.models import NotificationEvent, Package
 
+from .events import Kind, service_event_record, service_events_bulk, service_events_record
 from .models import Invoice, Order, Service
 
 Event = NotificationEvent
@@ -56,6 +57,8 @@ class Notice:
     package: Package
     customer_id: int
     context: dict[str, str]
+    # The services the email is about, whose timelines record it.
+    service_ids: tuple[int, ...] = ()
 
 
 def notify_many(notices: Iterable[Notice]) -> int:
@@ -65,6 +68,7 @@ def notify_many(notices: Iterable[Notice]) -> int:
     notices queued is returned.
     """
     wanted = []
+    timeline = []
     for notice in notices:
         events = [
             name
@@ -75,6 +79,11 @@ def notify_many(notices: Iterable[Notice]) -> int:
             wanted.append(
                 {"events": events, "customer_id": notice.customer_id, "context": notice.context}
             )
+            timeline += [
+                (pk, Kind.EMAIL_SENT, f"To the customer: {', '.join(events)}", {"events": events})
+                for pk in notice.service_ids
+            ]
+    service_events_bulk(timeline)
     if wanted:
         batch_send_notifications.enqueue(notices=wanted)
     return len(wanted)
@@ -179,7 +188,13 @@ def notify_invoice(
     if payment_amount is not None:
         context["payment_amount"] = _money(payment_amount)
         context["balance"] = _money(balance)
-    notify(event=event, package=package, customer_id=invoice.customer_id, context=context)
+    if notify(event=event, package=package, customer_id=invoice.customer_id, context=context):
+        service_events_record(
+            kind=Kind.EMAIL_SENT,
+            message=f"To the customer: {event} ({invoice.number})",
+            invoice=invoice,
+            data={"events": [event]},
+        )
 
 
 def _names(services: Iterable[Service | None]) -> str:
@@ -199,6 +214,7 @@ def notify_invoices_issued(issued: list[tuple[Invoice, list[Service]]]) -> int:
             package=package,
             customer_id=invoice.customer_id,
             context={"package_name": _names(services), **_invoice_context(invoice)},
+            service_ids=tuple(service.pk for service in services),
         )
         for invoice, services in issued
         if invoice.total.amount > 0
@@ -221,6 +237,7 @@ def service_notice(event: str, service: Service, *, invoice: Invoice | None = No
         package=service.package,
         customer_id=service.customer_id,
         context=_service_context(service, invoice),
+        service_ids=(service.pk,),
     )
 
 
@@ -245,9 +262,14 @@ def notify_service(
 
     True when the package wants the email and its task was queued.
     """
-    return notify(
+    sent = notify(
         event=event,
         package=service.package,
         customer_id=service.customer_id,
         context={**_service_context(service, invoice), **extra},
     )
+    if sent:
+        service_event_record(
+            service, Kind.EMAIL_SENT, f"To the customer: {event}", data={"events": [event]}
+        )
+    return sent

@@ -19,6 +19,7 @@ from catalog.errors import ErrorCode, Refusal, refuse
 from catalog.models import Package, PackagePrice, VariantOption
 from catalog.stock import stock_lock, stock_take, stock_units_to_take
 
+from .events import Kind, service_events_record
 from .invoicing import invoice_issue, invoice_settle
 from .lifecycle import service_cancel_for_closing, service_end
 from .models import Customer, Invoice, InvoiceLine, LineKind, Order, OrderLine, Service
@@ -187,6 +188,13 @@ def order_place(
             ).update(took_stock=True)
 
     invoice_issue(invoice=invoice)
+    service_events_record(
+        kind=Kind.ORDERED,
+        message=f"Order {order.number}, invoice {invoice.number} ({invoice.total})",
+        service_ids=[s.pk for s in services],
+        data={"order": order.pk, "invoice": invoice.pk},
+        actor=customer,
+    )
     notify_order_placed(order=order, invoice=invoice, package=package)
     if invoice.total.amount == 0:
         invoice_settle(invoice, order)

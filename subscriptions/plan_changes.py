@@ -22,6 +22,7 @@ from catalog.models import NotificationEvent, Package, PackageScaling
 from catalog.selectors import packages_for_order
 from catalog.stock import stock_lock, stock_release, stock_take
 
+from .events import Kind, service_event_record
 from .invoicing import service_invoice_issue, service_period_invoice
 from .jobs import provisioning_job_cancel_open, provisioning_job_enqueue
 from .lifecycle import plan_change_drop
@@ -96,6 +97,10 @@ class Preview:
     @property
     def is_upgrade(self) -> bool:
         return self.direction == PlanChange.Direction.UPGRADE
+
+    @property
+    def effective_at(self) -> datetime:
+        return self.applies_at
 
     def figures(self) -> dict[str, str]:
         """What the customer confirmed, as plain strings a form can carry (signed) and the
@@ -259,6 +264,13 @@ def service_change_package(
                 invoice=service_period_invoice(service),
                 amount=preview.credit,
             )
+    else:
+        service_event_record(
+            service,
+            Kind.PLAN_CHANGE_SCHEDULED,
+            f"Moves to {target.name} on {change.effective_at:%Y-%m-%d} ({change.recurring_amount} a period)",
+            data={"plan_change": change.pk},
+        )
     return change
 
 
@@ -282,6 +294,18 @@ def _confirmed_time(confirmed: dict[str, str], service: Service, now: datetime) 
     return priced_at
 
 
+def plan_change_preview(service: Service, target: Package | None, now: datetime) -> Preview:
+    """What `service_change_package` would charge and when it would apply, for staff.
+
+    The customer's preview with the service's own customer: one computation, so
+    the console shows what the change bills. Writes nothing.
+    """
+    service = Service.objects.select_related("package", "customer").get(pk=service.pk)
+    return service_change_preview(
+        service=service, customer=service.customer, package=target, now=now
+    )
+
+
 def _plan_change_apply(change: PlanChange, service: Service, now: datetime) -> None:
     """The service becomes the target package; call it holding the service's lock."""
     if service.took_stock:
@@ -299,6 +323,13 @@ def _plan_change_apply(change: PlanChange, service: Service, now: datetime) -> N
     change.status = PlanChange.Status.APPLIED
     change.applied_at = now
     change.save(update_fields=["status", "applied_at"])
+    service_event_record(
+        service,
+        Kind.PLAN_CHANGED,
+        f"{change.get_direction_display()}: {change.from_package_name} → {change.to_package_name}, now {change.recurring_amount} a period"
+        + (f", charged {change.charge}" if change.charge.amount else ""),
+        data={"plan_change": change.pk},
+    )
     notify_service(
         NotificationEvent.PACKAGE_CHANGED, service, from_package=change.from_package_name
     )

@@ -29,8 +29,8 @@ CHECKOUT_REVIEW_QUERIES = 9
 # sends both the “order placed” and “invoice created” emails (it was 18 before them);
 # issuing the invoice adds its number (counter lock, counter, invoice), the account-credit
 # check, and the redirect to paying it; the package's quotas the services snapshot add one
-# query, however many quotas.
-CHECKOUT_PLACE_QUERIES = 25
+# query, however many quotas; the services' "ordered" events are one INSERT, however many.
+CHECKOUT_PLACE_QUERIES = 26
 ACCOUNT_QUERIES = 5  # session, user, orders, services, invoices
 
 

@@ -5,7 +5,7 @@ class PaymentsConfig(AppConfig):
     name = "payments"
 
     def ready(self):
-        from subscriptions.signals import invoice_issued
+        from subscriptions.signals import invoice_issued, invoices_issued
 
         from . import receivers
 
@@ -15,3 +15,4 @@ class PaymentsConfig(AppConfig):
             receivers.apply_credit_to_issued_invoice, dispatch_uid="payments_credit"
         )
         invoice_issued.connect(receivers.charge_issued_renewal, dispatch_uid="payments_renewal")
+        invoices_issued.connect(receivers.settle_issued_invoices, dispatch_uid="payments_batch")

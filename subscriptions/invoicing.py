@@ -1,8 +1,8 @@
 """Invoices: numbered when issued, issued for what a service is billed, settled when paid.
 
-Numbers are gapless and sequential per year. Issuing sends `invoice_issued`,
-which the payments app (above this one) listens to: it applies account
-credit and charges a saved card. Payments are recorded there
+Numbers are gapless and sequential per year. Issuing sends `invoice_issued`
+(a billing run's batch sends `invoices_issued` once), which the payments app
+(above this one) listens to: it applies account credit and charges a saved card. Payments are recorded there
 (`payments.services.payment_record`); when one clears the balance it calls
 `invoice_settle`, which moves the order or the service on: a paid order
 starts provisioning, a paid renewal advances the period and lifts grace or
@@ -25,7 +25,7 @@ from catalog.models import NotificationEvent
 from .lifecycle import order_mark_paid, service_invoice_paid
 from .models import Invoice, InvoiceLine, InvoiceNumberCounter, LineKind, Order, Service
 from .notifications import notify_invoice, notify_invoices_issued
-from .signals import invoice_issued
+from .signals import invoice_issued, invoices_issued
 
 
 def invoice_numbers_take(*, year: int, count: int = 1) -> list[str]:
@@ -94,8 +94,9 @@ def renewal_invoices_issue(specs: list[LineSpec]) -> list[Invoice]:
         Invoice(
             customer_id=customer_id,
             kind=Invoice.Kind.RENEWAL,
-            period_start=min(spec.period_start for spec in group),
-            period_end=max(spec.period_end for spec in group),
+            # The periods billed: an overage line's period is the one that ended.
+            period_start=min(s.period_start for s in group if s.kind == LineKind.PRICE),
+            period_end=max(s.period_end for s in group if s.kind == LineKind.PRICE),
             currency=currency,
             total=Money(sum((spec.amount.amount for spec in group), Decimal(0)), currency),
             due_at=due_at,
@@ -129,9 +130,9 @@ def renewal_invoices_issue(specs: list[LineSpec]) -> list[Invoice]:
             for invoice, group in zip(invoices, groups.values(), strict=True)
         ]
     )
+    # The payments app applies account credit and charges saved cards, for the whole batch.
+    invoices_issued.send(sender=Invoice, invoices=invoices)
     for invoice in invoices:
-        # The payments app applies account credit and charges a saved card.
-        invoice_issued.send(sender=Invoice, invoice=invoice)
         if invoice.total.amount == 0:
             invoice_settle(invoice)
     return invoices

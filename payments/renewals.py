@@ -13,8 +13,8 @@ from django.conf import settings
 from django.utils import timezone
 from django_tasks import task
 
-from subscriptions.jobs import tasks_enqueue_many
 from subscriptions.models import Invoice
+from subscriptions.queueing import tasks_enqueue_many
 
 from .gateways.base import ChargeRequest
 from .models import Payment, SavedPaymentMethod

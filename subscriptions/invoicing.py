@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -82,14 +82,20 @@ class LineSpec:
 
 
 def renewal_invoices_issue(specs: list[LineSpec]) -> list[Invoice]:
-    """One invoice per customer, due date and currency, with a line per spec, in a few queries.
+    """One invoice per customer, due day (UTC) and currency, a line per spec, in a few queries.
+
+    The invoice falls due with the earliest of its lines. Services of one
+    customer due the same day but selected in two batches of a run get one
+    invoice per batch.
 
     Call it holding the services' locks. A zero invoice is paid at once, as a
     renewal's always was; the customers are told in one notification task.
     """
-    groups: dict[tuple[int, datetime, str], list[LineSpec]] = defaultdict(list)
+    # Due the same day: the services of one order are set up (and so renew) moments apart.
+    groups: dict[tuple[int, date, str], list[LineSpec]] = defaultdict(list)
     for spec in specs:
-        groups[(spec.service.customer_id, spec.due_at, spec.service.currency)].append(spec)
+        day = spec.due_at.astimezone(UTC).date()
+        groups[(spec.service.customer_id, day, spec.service.currency)].append(spec)
     invoices = [
         Invoice(
             customer_id=customer_id,
@@ -99,9 +105,9 @@ def renewal_invoices_issue(specs: list[LineSpec]) -> list[Invoice]:
             period_end=max(s.period_end for s in group if s.kind == LineKind.PRICE),
             currency=currency,
             total=Money(sum((spec.amount.amount for spec in group), Decimal(0)), currency),
-            due_at=due_at,
+            due_at=min(spec.due_at for spec in group),
         )
-        for (customer_id, due_at, currency), group in groups.items()
+        for (customer_id, _, currency), group in groups.items()
     ]
     # Numbered in one take of the counter, before they exist: the lock is held to commit.
     numbers = invoice_numbers_take(year=timezone.localtime().year, count=len(invoices))

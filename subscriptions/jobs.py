@@ -27,8 +27,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django_tasks import TaskResultStatus, task
-from django_tasks.utils import normalize_json
-from django_tasks_db.models import DBTaskResult, get_date_max
+from django_tasks_db.models import DBTaskResult
 
 from catalog.errors import ErrorCode, refuse
 from catalog.models import NotificationEvent, Package
@@ -38,6 +37,7 @@ from provisioning.registry import plugin_for
 from .models import ProvisioningJob, Service
 from .notifications import notify_service
 from .periods import add_interval, anchored_period_end, first_paid_period_start
+from .queueing import tasks_enqueue_many
 
 MAX_BACKOFF_SECONDS = 3600
 # Beyond the plugin's own timeout: time to record the outcome once the call returns.
@@ -99,34 +99,6 @@ def provisioning_job_enqueue(
     job.save()
     _queue_task(job)
     return job
-
-
-def tasks_enqueue_many(
-    task, calls: list[tuple[list, dict]], ids: list[str] | None = None
-) -> list[str]:
-    """Queue `task` once per (args, kwargs) in one INSERT; the ids of the queued task rows.
-
-    What `task.enqueue` does row by row (the database backend's own row), for a
-    billing run that queues thousands at once. Call it in the transaction of the
-    change, as enqueue: the rows commit with it. `ids` gives the rows their ids
-    when the caller must store them before the rows exist.
-    """
-    task.get_backend().validate_task(task)
-    ids = ids or [str(uuid.uuid4()) for _ in calls]
-    DBTaskResult.objects.bulk_create(
-        DBTaskResult(
-            id=task_id,
-            args_kwargs=normalize_json({"args": list(args), "kwargs": kwargs}),
-            priority=task.priority,
-            task_path=task.module_path,
-            queue_name=task.queue_name,
-            # The backend's pre_save sets this for a task with no run_after; bulk_create sends none.
-            run_after=task.run_after or get_date_max(),
-            backend_name=task.backend,
-        )
-        for task_id, (args, kwargs) in zip(ids, calls, strict=True)
-    )
-    return ids
 
 
 def provisioning_jobs_enqueue_many(

@@ -62,7 +62,7 @@ def renewal_charges_schedule(*, invoices: list[Invoice], paid_ids: set[int]) -> 
             customer__in={invoice.customer_id for invoice in unpaid}, is_default=True
         ).values_list("customer_id", flat=True)
     )
-    calls = [
+    calls: list[tuple[list, dict]] = [
         ([], {"invoice_id": invoice.pk, "attempt": 1})
         for invoice in unpaid
         if invoice.customer_id in with_method

@@ -102,6 +102,14 @@ def _ends_a_period(service: Service) -> bool:
     return service.next_bill_at >= service.current_period_end
 
 
+def _ended_periods(services: list[Service]):
+    """(service, start, end) of the period that just ended, of each service billing the next."""
+    for service in services:
+        if _ends_a_period(service):
+            assert service.current_period_start and service.current_period_end
+            yield service, service.current_period_start, service.current_period_end
+
+
 def service_period_lines(services: list[Service]) -> list[LineSpec]:
     """The lines each service puts on its customer's invoice due at next_bill_at.
 
@@ -110,11 +118,7 @@ def service_period_lines(services: list[Service]) -> list[LineSpec]:
     """
     periods = {service.pk: _period_to_bill(service) for service in services}
     prices = service_prices_for_periods([(service, periods[service.pk][0]) for service in services])
-    overages = overage_lines_for(
-        (service, service.current_period_start, service.current_period_end)
-        for service in services
-        if _ends_a_period(service)
-    )
+    overages = overage_lines_for(_ended_periods(services))
     lines = []
     for service in services:
         start, end = periods[service.pk]

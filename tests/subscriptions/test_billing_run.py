@@ -93,9 +93,7 @@ def used(service: Service, quantity: str) -> None:
 
 
 def test_usage_beyond_the_quota_is_a_line_on_the_renewal_invoice_with_its_exact_amount(customer):
-    service = metered_service(
-        customer, limit=100, overage_price=usd("0.03"), overages_enabled=True
-    )
+    service = metered_service(customer, limit=100, overage_price=usd("0.03"), overages_enabled=True)
     service.refresh_from_db()
     used(service, "233.5")  # 133.5 over × 0.03 = 4.005, rounded half up once: 4.01
 

@@ -2,6 +2,9 @@
 
     .venv/bin/python bench/billing.py [--counts 10000,30000,100000] [--port 55498]
 
+BENCH_SLOW=1 prints each query slower than 0.3 s; BENCH_PROFILE=1 prints the
+first run's profile (cProfile, by cumulative time).
+
 For each count N it populates N due monthly services (two per customer, in
 grace-period packages, as a host's cron finds them), then times the first run
 (bills every service: N invoice lines on N/2 invoices, every customer told
@@ -16,7 +19,10 @@ PostgreSQL server in a temporary directory, like bin/start-test-postgres.
 from __future__ import annotations
 
 import argparse
+import cProfile
+import gc
 import os
+import pstats
 import resource
 import subprocess
 import sys
@@ -110,6 +116,14 @@ def populate(count: int, now) -> None:
     )
 
 
+def peak_rss_kb() -> int:
+    """VmHWM: the process's peak resident memory since the last reset, in kB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 class QueryCounter:
     def __init__(self) -> None:
         self.count = 0
@@ -141,14 +155,23 @@ def one(count: int) -> None:
     populate(count, now)
     connection.cursor().execute("ANALYZE")
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    gc.collect()
+    # The peak of the runs alone, not of populating: Linux resets the high-water mark.
+    Path("/proc/self/clear_refs").write_text("5")
     timings = []
     for _ in range(2):
         counter = QueryCounter()
         started = time.perf_counter()
         with connection.execute_wrapper(counter):
-            run = services_run_billing(now=now)
+            if os.environ.get("BENCH_PROFILE") and not timings:
+                # BENCH_PROFILE=1 prints where the first run spends its time.
+                profile = cProfile.Profile()
+                run = profile.runcall(services_run_billing, now=now)
+                pstats.Stats(profile, stream=sys.stderr).sort_stats("cumulative").print_stats(40)
+            else:
+                run = services_run_billing(now=now)
         timings.append((time.perf_counter() - started, counter.count, run))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak_rss_kb()
     assert InvoiceLine.objects.filter(service__isnull=False).count() == count
     invoices = Invoice.objects.filter(kind="renewal").count()
     (first, first_queries, first_run), (second, second_queries, _) = timings
@@ -156,7 +179,8 @@ def one(count: int) -> None:
         f"{count:>8} services  first run {first:6.2f} s  {first_queries:5} queries "
         f"({first_queries / count:.4f}/service; {first_run.invoices} invoices, "
         f"{first_run.grace} in grace)  second run {second:5.2f} s  {second_queries} queries  "
-        f"peak RSS {peak / 1024:.0f} MB (after populating {rss_before / 1024:.0f} MB)  "
+        f"peak RSS during the runs {peak / 1024:.0f} MB (populating peaked at "
+        f"{rss_before / 1024:.0f} MB)  "
         f"[{invoices} renewal invoices]",
         flush=True,
     )

@@ -5,7 +5,7 @@ class PaymentsConfig(AppConfig):
     name = "payments"
 
     def ready(self):
-        from subscriptions.signals import invoice_issued, plan_change_credit_due
+        from subscriptions.signals import invoice_issued, invoices_issued, plan_change_credit_due
 
         from . import receivers
 
@@ -18,3 +18,4 @@ class PaymentsConfig(AppConfig):
         plan_change_credit_due.connect(
             receivers.credit_plan_change, dispatch_uid="payments_plan_change_credit"
         )
+        invoices_issued.connect(receivers.settle_issued_invoices, dispatch_uid="payments_batch")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .renewals import renewal_charge_schedule
-from .services import invoice_apply_credit, plan_change_credit
+from .renewals import renewal_charge_schedule, renewal_charges_schedule
+from .services import invoice_apply_credit, invoices_apply_credit, plan_change_credit
 
 
 def apply_credit_to_issued_invoice(sender, *, invoice, **kwargs) -> None:
@@ -21,3 +21,10 @@ def credit_plan_change(sender, *, plan_change, invoice, amount, **kwargs) -> Non
         reason=f"{plan_change.from_package_name} → {plan_change.to_package_name}: "
         "the unused part of the period at the lower price",
     )
+
+
+def settle_issued_invoices(sender, *, invoices, **kwargs) -> None:
+    """A billing run's batch: credit first, then a saved card is charged what credit left."""
+    payments = invoices_apply_credit(invoices=invoices)
+    paid = {p.invoice_id for p in payments if p.amount >= p.invoice.total}
+    renewal_charges_schedule(invoices=invoices, paid_ids=paid)

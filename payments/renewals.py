@@ -14,6 +14,7 @@ from django.utils import timezone
 from django_tasks import task
 
 from subscriptions.models import Invoice
+from subscriptions.queueing import tasks_enqueue_many
 
 from .gateways.base import ChargeRequest
 from .models import Payment, SavedPaymentMethod
@@ -39,6 +40,36 @@ def renewal_charge_schedule(*, invoice: Invoice) -> bool:
         return False
     charge_saved_method.enqueue(invoice_id=invoice.pk, attempt=1)
     return True
+
+
+def renewal_charges_schedule(*, invoices: list[Invoice], paid_ids: set[int]) -> int:
+    """`renewal_charge_schedule` for a billing run's batch: one query, one INSERT.
+
+    `paid_ids` are the invoices account credit paid as they were issued: nothing to charge.
+    """
+    unpaid = [
+        invoice
+        for invoice in invoices
+        if invoice.kind == Invoice.Kind.RENEWAL
+        and invoice.status == Invoice.Status.UNPAID
+        and invoice.total.amount
+        and invoice.pk not in paid_ids
+    ]
+    if not unpaid:
+        return 0
+    with_method = set(
+        SavedPaymentMethod.objects.filter(
+            customer__in={invoice.customer_id for invoice in unpaid}, is_default=True
+        ).values_list("customer_id", flat=True)
+    )
+    calls: list[tuple[list, dict]] = [
+        ([], {"invoice_id": invoice.pk, "attempt": 1})
+        for invoice in unpaid
+        if invoice.customer_id in with_method
+    ]
+    if calls:
+        tasks_enqueue_many(charge_saved_method, calls)
+    return len(calls)
 
 
 def invoice_charge_saved_method(*, invoice_id: int, attempt: int) -> str:

@@ -192,6 +192,33 @@ def invoice_apply_credit(*, invoice: Invoice) -> Payment | None:
     return _apply_credit(invoice)
 
 
+def invoices_apply_credit(*, invoices: list[Invoice]) -> list[Payment]:
+    """`invoice_apply_credit` for a billing run's batch: one query finds who has credit.
+
+    Most customers have none, so the batch costs one aggregate; the few who do
+    are paid from it one invoice at a time, under their customer's lock.
+    """
+    payable = [i for i in invoices if i.status == Invoice.Status.UNPAID and i.total.amount]
+    if not payable:
+        return []
+    with_credit = {
+        (row["customer_id"], row["amount_currency"])
+        for row in CreditEntry.objects.filter(
+            customer_id__in={invoice.customer_id for invoice in payable}
+        )
+        .values("customer_id", "amount_currency")
+        .annotate(total=Sum("amount"))
+        .filter(total__gt=0)
+    }
+    payments = []
+    for invoice in payable:
+        if (invoice.customer_id, invoice.currency) in with_credit:
+            payment = _apply_credit(invoice)
+            if payment is not None:
+                payments.append(payment)
+    return payments
+
+
 @transaction.atomic
 def _apply_credit(invoice: Invoice) -> Payment | None:
     # One use of a customer's credit at a time: two invoices never spend it twice.

@@ -18,16 +18,22 @@ from django_tasks import task
 
 from catalog.currency import format_money
 from catalog.errors import ErrorCode, refuse
-from catalog.models import NotificationEvent, PriceType
+from catalog.models import NotificationEvent, Package, PriceType
 
 from .events import Kind, service_events_bulk
 from .invoicing import LineSpec, renewal_invoices_issue
-from .jobs import provisioning_job_enqueue
+from .jobs import provisioning_jobs_enqueue_many
 from .lifecycle import service_end, services_apply_due_cancellations
-from .models import Invoice, InvoiceLine, PlanChange, ProvisioningJob, Service
-from .notifications import notify_many, notify_service, service_notice
+from .models import Invoice, InvoiceLine, LineKind, PlanChange, ProvisioningJob, Service
+from .notifications import Notice, notify_many, service_notice
 from .periods import add_interval, anchored_period_end
 from .plan_changes import plan_change_apply_due
+from .price_changes import (
+    price_change_notices_due,
+    scheduled_price_changes_apply_billed,
+    service_prices_for_periods,
+)
+from .quotas import overage_lines_for
 
 BATCH_SIZE = 1000
 # Services the run bills: a suspended one too, until it ends.
@@ -36,6 +42,36 @@ BILLED_STATUSES = (
     Service.Status.ACTIVE,
     Service.Status.GRACE,
     Service.Status.SUSPENDED,
+)
+# The columns the run reads of the services it handles: a service's other
+# snapshots (provisioning options, settings, checkout fields) are never needed
+# here, and loading them for a batch of thousands is most of the batch's time.
+RUN_FIELDS = (
+    "pk",
+    "customer_id",
+    "package_id",
+    "status",
+    "package_name",
+    "price_name",
+    "price_type",
+    "time_interval",
+    "billing_period",
+    "currency",
+    "recurring_amount",
+    "recurring_amount_currency",
+    "variants",
+    "quotas",
+    "overages_enabled",
+    "grace_period",
+    "grace_interval",
+    "trial_ends_at",
+    "billing_anchor",
+    "current_period_start",
+    "current_period_end",
+    "next_bill_at",
+    "grace_ends_at",
+    # Read by every service notice (the termination date of the dunning emails).
+    "terminates_at",
 )
 
 
@@ -62,11 +98,35 @@ def _period_to_bill(service: Service) -> tuple[datetime, datetime]:
     return start, anchored_period_end(anchor, start, service.time_interval, service.billing_period)
 
 
+def _ends_a_period(service: Service) -> bool:
+    """Billing `service` now bills the period after its current one, which just ended.
+
+    Not so for the first paid period, billed when a trial ends: no period ended before it.
+    """
+    assert service.next_bill_at and service.current_period_end
+    return service.next_bill_at >= service.current_period_end
+
+
+def _ended_periods(services: list[Service]):
+    """(service, start, end) of the period that just ended, of each service billing the next."""
+    for service in services:
+        if _ends_a_period(service):
+            assert service.current_period_start and service.current_period_end
+            yield service, service.current_period_start, service.current_period_end
+
+
 def service_period_lines(services: list[Service]) -> list[LineSpec]:
-    """The line each service's period puts on its customer's invoice, due at next_bill_at."""
+    """The lines each service puts on its customer's invoice due at next_bill_at.
+
+    The period's price (a staff price change from its start on), and the
+    overages of the period that ended, in a fixed number of queries for the set.
+    """
+    periods = {service.pk: _period_to_bill(service) for service in services}
+    prices = service_prices_for_periods([(service, periods[service.pk][0]) for service in services])
+    overages = overage_lines_for(_ended_periods(services))
     lines = []
     for service in services:
-        start, end = _period_to_bill(service)
+        start, end = periods[service.pk]
         assert service.next_bill_at is not None  # selected by it
         variants = "".join(f", {item['name']}: {item['option']}" for item in service.variants)
         lines.append(
@@ -75,12 +135,45 @@ def service_period_lines(services: list[Service]) -> list[LineSpec]:
                 due_at=service.next_bill_at,
                 description=f"{service.package_name} – {service.price_name}{variants}, "
                 f"{start:%Y-%m-%d} to {end:%Y-%m-%d}",
-                amount=service.recurring_amount,
+                amount=prices[service.pk],
                 period_start=start,
                 period_end=end,
             )
         )
+        assert service.current_period_start and service.current_period_end
+        lines.extend(
+            LineSpec(
+                service=service,
+                due_at=service.next_bill_at,
+                description=overage.description,
+                amount=overage.amount,
+                period_start=service.current_period_start,
+                period_end=service.current_period_end,
+                kind=LineKind.OVERAGE,
+            )
+            for overage in overages.get(service.pk, [])
+        )
     return lines
+
+
+class _Packages:
+    """The packages of the services a run handles, read once each with what notices need.
+
+    A notice asks the service's package which emails it sends; reading it with
+    every service (select_related) would repeat its row a thousand times a batch.
+    """
+
+    def __init__(self) -> None:
+        self._packages: dict[int, Package] = {}
+
+    def attach(self, services: list[Service]) -> None:
+        missing = {service.package_id for service in services} - self._packages.keys()
+        if missing:
+            self._packages.update(
+                Package.objects.only("pk", "notification_preferences").in_bulk(missing)
+            )
+        for service in services:
+            service.package = self._packages[service.package_id]
 
 
 def _services_bill_due(run: BillingRun, now: datetime) -> None:
@@ -100,9 +193,10 @@ def _services_bill_due(run: BillingRun, now: datetime) -> None:
             price_type=PriceType.RECURRING,
             cancel_at__isnull=True,
         )
-        .select_related("package")
+        .only(*RUN_FIELDS)
         .order_by("next_bill_at", "pk")
     )
+    packages = _Packages()
     while True:
         with transaction.atomic():
             batch = list(due.select_for_update(skip_locked=True, of=("self",))[:BATCH_SIZE])
@@ -111,6 +205,7 @@ def _services_bill_due(run: BillingRun, now: datetime) -> None:
             Service.objects.filter(pk__in=[service.pk for service in batch]).update(
                 next_bill_at=None
             )
+            packages.attach(batch)
             run.invoices += len(renewal_invoices_issue(service_period_lines(batch)))
 
 
@@ -139,35 +234,74 @@ def service_bill_now(*, service: Service) -> Invoice:
     return invoices[0]
 
 
+def _grace_candidates(now: datetime):
+    """(service id, earliest overdue invoice id) of each trial or active service with an
+    invoice unpaid past its due date, in service order, streamed.
+
+    Read from the unpaid invoices' lines (the partial index on unpaid due dates
+    finds them), not per service: a run with nothing to do reads only the
+    few invoices still overdue.
+    """
+    rows = (
+        InvoiceLine.objects.filter(
+            invoice__status=Invoice.Status.UNPAID,
+            invoice__due_at__lte=now,
+            service__status__in=[Service.Status.TRIAL, Service.Status.ACTIVE],
+        )
+        .order_by("service_id", "invoice__due_at", "invoice_id")
+        .values_list("service_id", "invoice_id")
+    )
+    last = None
+    for service_id, invoice_id in rows.iterator(chunk_size=BATCH_SIZE):
+        if service_id != last:
+            last = service_id
+            yield service_id, invoice_id
+
+
+def _batches(rows, size: int):
+    batch = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def _services_enter_grace(run: BillingRun, now: datetime) -> None:
     """Services with an invoice unpaid past its due date enter grace, a batch at a time.
 
     The grace period is the one snapshotted at order time and counts from the
     earliest overdue invoice; the customers are told in one task per batch.
+    Each batch locks its services (SKIP LOCKED: another run has them) and reads
+    their invoices again under the lock, so a payment that got there first wins.
     """
-    overdue = Invoice.objects.filter(status=Invoice.Status.UNPAID, due_at__lte=now)
-    overdue_lines = InvoiceLine.objects.filter(invoice__in=overdue, service__isnull=False)
-    first_overdue = overdue.filter(lines__service=OuterRef("pk")).order_by("due_at", "pk")
-    candidates = (
-        Service.objects.filter(
-            status__in=[Service.Status.TRIAL, Service.Status.ACTIVE],
-            pk__in=overdue_lines.values("service_id"),
-        )
-        .annotate(overdue_invoice_id=Subquery(first_overdue.values("pk")[:1]))
-        .select_related("package")
-        .order_by("pk")
-    )
-    while True:
+    packages = _Packages()
+    for candidates in _batches(_grace_candidates(now), BATCH_SIZE):
+        overdue_of = dict(candidates)
         with transaction.atomic():
-            batch = list(candidates.select_for_update(skip_locked=True, of=("self",))[:BATCH_SIZE])
+            services = list(
+                Service.objects.filter(
+                    pk__in=overdue_of, status__in=[Service.Status.TRIAL, Service.Status.ACTIVE]
+                )
+                .only(*RUN_FIELDS)
+                .order_by("pk")
+                .select_for_update(skip_locked=True, of=("self",))
+            )
+            invoices = Invoice.objects.filter(
+                pk__in=[overdue_of[service.pk] for service in services],
+                status=Invoice.Status.UNPAID,
+            ).in_bulk()
+            batch = [service for service in services if overdue_of[service.pk] in invoices]
             if not batch:
-                return
-            invoices = Invoice.objects.in_bulk([s.overdue_invoice_id for s in batch])
+                continue
+            packages.attach(batch)
             grace_ends: dict[datetime, list[int]] = defaultdict(list)
             for service in batch:
                 service.status = Service.Status.GRACE
                 service.grace_ends_at = add_interval(
-                    invoices[service.overdue_invoice_id].due_at,
+                    invoices[overdue_of[service.pk]].due_at,
                     service.grace_period,
                     service.grace_interval or "day",
                 )
@@ -191,7 +325,7 @@ def _services_enter_grace(run: BillingRun, now: datetime) -> None:
                 service_notice(
                     NotificationEvent.PAYMENT_OVERDUE,
                     service,
-                    invoice=invoices[service.overdue_invoice_id],
+                    invoice=invoices[overdue_of[service.pk]],
                 )
                 for service in batch
             )
@@ -199,22 +333,30 @@ def _services_enter_grace(run: BillingRun, now: datetime) -> None:
 
 
 def _services_suspend_after_grace(run: BillingRun, now: datetime) -> None:
-    """Queue the suspension of each service whose grace ran out; the provider suspends it."""
+    """Queue the suspension of each service whose grace ran out; the provider suspends it.
+
+    A batch per transaction, its jobs and their tasks written in two INSERTs;
+    a service with a suspension under way is left out, so neither a second run
+    nor a later one queues another.
+    """
     suspending = ProvisioningJob.objects.filter(
         service=OuterRef("pk"),
         action=ProvisioningJob.Action.SUSPEND,
         status__in=ProvisioningJob.OPEN_STATUSES,
     )
-    due = Service.objects.filter(status=Service.Status.GRACE, grace_ends_at__lte=now).exclude(
-        Exists(suspending)
+    due = (
+        Service.objects.filter(status=Service.Status.GRACE, grace_ends_at__lte=now)
+        .exclude(Exists(suspending))
+        .only("pk")
+        .order_by("pk")
     )
-    for pk in due.values_list("pk", flat=True):
+    while True:
         with transaction.atomic():
-            # Read again under the lock: a payment or another run may have got here first.
-            if due.select_for_update(skip_locked=True).filter(pk=pk).exists():
-                service = Service.objects.get(pk=pk)
-                provisioning_job_enqueue(service=service, action=ProvisioningJob.Action.SUSPEND)
-                run.suspended += 1
+            batch = list(due.select_for_update(skip_locked=True, of=("self",))[:BATCH_SIZE])
+            if not batch:
+                return
+            provisioning_jobs_enqueue_many(services=batch, action=ProvisioningJob.Action.SUSPEND)
+            run.suspended += len(batch)
 
 
 def _reminder_window(now: datetime) -> tuple[datetime, datetime]:
@@ -222,60 +364,91 @@ def _reminder_window(now: datetime) -> tuple[datetime, datetime]:
     return now, now + timedelta(days=settings.BILLING_REMINDER_DAYS)
 
 
-def _service_trial_reminder(service: Service) -> bool:
-    """Tell the customer their trial ends soon; call it on a row locked as still due.
+def _services_send_trial_reminders(run: BillingRun, after: datetime, until: datetime) -> None:
+    """Tell customers their trial ends soon, once per trial end, a batch per transaction.
 
-    The trial end is recorded even when the package's preferences leave the
-    email out; True when it was queued.
+    The trial end is recorded even when the package's preferences leave the email out.
     """
-    service.trial_reminder_sent_for = service.trial_ends_at
-    service.save(update_fields=["trial_reminder_sent_for"])
-    return notify_service(NotificationEvent.TRIAL_ENDING, service)
+    due = Service.objects.trial_reminder_due(after=after, until=until).only(*RUN_FIELDS)
+    packages = _Packages()
+    while True:
+        with transaction.atomic():
+            batch = list(due.select_for_update(skip_locked=True, of=("self",))[:BATCH_SIZE])
+            if not batch:
+                return
+            Service.objects.filter(pk__in=[service.pk for service in batch]).update(
+                trial_reminder_sent_for=F("trial_ends_at")
+            )
+            packages.attach(batch)
+            run.trial_reminders += notify_many(
+                service_notice(NotificationEvent.TRIAL_ENDING, service) for service in batch
+            )
 
 
-def _service_renewal_reminder(service: Service) -> bool:
-    """Tell the customer their service renews soon; call it on a row locked as still due.
-
-    A downgrade scheduled for the period end is what the renewal bills, so the
-    email quotes it. True when the email was queued (the package's
-    preferences may leave it out).
-    """
-    end = service.current_period_end
-    service.renewal_reminder_sent_for = end
-    service.save(update_fields=["renewal_reminder_sent_for"])
-    extra: dict[str, str] = {}
-    change = service.plan_changes.filter(
-        status=PlanChange.Status.SCHEDULED, effective_at__lte=end
-    ).first()
-    if change is not None:
-        extra = {
+def _renewal_notice(service: Service, change: PlanChange | None) -> Notice:
+    """A downgrade scheduled for the period end is what the renewal bills, so the email
+    quotes it."""
+    notice = service_notice(NotificationEvent.RENEWAL_DUE, service)
+    if change is None:
+        return notice
+    return Notice(
+        events=notice.events,
+        package=notice.package,
+        customer_id=notice.customer_id,
+        context={
+            **notice.context,
             "recurring_amount": format_money(change.recurring_amount),
             "new_package": change.to_package_name,
-        }
-    return notify_service(NotificationEvent.RENEWAL_DUE, service, invoice=None, **extra)
+        },
+    )
+
+
+def _services_send_renewal_reminders(run: BillingRun, after: datetime, until: datetime) -> None:
+    """Tell customers their service renews soon, once per period end, a batch per transaction."""
+    due = Service.objects.renewal_reminder_due(after=after, until=until).only(*RUN_FIELDS)
+    packages = _Packages()
+    while True:
+        with transaction.atomic():
+            batch = list(due.select_for_update(skip_locked=True, of=("self",))[:BATCH_SIZE])
+            if not batch:
+                return
+            Service.objects.filter(pk__in=[service.pk for service in batch]).update(
+                renewal_reminder_sent_for=F("current_period_end")
+            )
+            packages.attach(batch)
+            ends = {service.pk: service.current_period_end for service in batch}
+            changes: dict[int, PlanChange] = {}
+            for change in PlanChange.objects.filter(
+                service_id__in=ends, status=PlanChange.Status.SCHEDULED
+            ).order_by("effective_at", "pk"):
+                end = ends[change.service_id]
+                if end is not None and change.effective_at <= end:
+                    changes.setdefault(change.service_id, change)
+            run.renewal_reminders += notify_many(
+                _renewal_notice(service, changes.get(service.pk)) for service in batch
+            )
 
 
 def _services_send_reminders(run: BillingRun, now: datetime) -> None:
     """Trial-ending and renewal-due reminders, once per trial end and period end.
 
-    Each service is locked and read again through the same condition that
-    selected it, so a run racing another sends each reminder once.
+    Each batch is locked with SKIP LOCKED and marked as reminded in the same
+    transaction, so a run racing another sends each reminder once.
     """
     after, until = _reminder_window(now)
     if until <= after:
         return
-    due = Service.objects.trial_reminder_due(after=after, until=until)
-    for pk in due.values_list("pk", flat=True):
-        with transaction.atomic():
-            service = due.select_for_update().filter(pk=pk).first()
-            if service is not None:
-                run.trial_reminders += _service_trial_reminder(service)
-    due = Service.objects.renewal_reminder_due(after=after, until=until)
-    for pk in due.values_list("pk", flat=True):
-        with transaction.atomic():
-            service = due.select_for_update().filter(pk=pk).first()
-            if service is not None:
-                run.renewal_reminders += _service_renewal_reminder(service)
+    _services_send_trial_reminders(run, after, until)
+    _services_send_renewal_reminders(run, after, until)
+
+
+def _price_changes_apply(run: BillingRun, now: datetime) -> None:
+    """Staff price changes whose first period at the new price started (and is billed)."""
+    run.price_changes += scheduled_price_changes_apply_billed(now=now)
+
+
+def _price_change_notices_send(run: BillingRun, now: datetime) -> None:
+    run.price_notices += price_change_notices_due(now)
 
 
 def termination_delay() -> timedelta:
@@ -421,6 +594,8 @@ class BillingRun:
     renewal_reminders: int = 0
     termination_warnings: int = 0
     terminated: int = 0
+    price_changes: int = 0
+    price_notices: int = 0
 
     def __str__(self) -> str:
         return (
@@ -430,15 +605,19 @@ class BillingRun:
             f"{self.termination_warnings} termination warning(s) sent, "
             f"{self.terminated} terminated for non-payment, "
             f"{self.trial_reminders} trial-ending reminder(s) and "
-            f"{self.renewal_reminders} renewal reminder(s) sent."
+            f"{self.renewal_reminders} renewal reminder(s) sent. "
+            f"{self.price_changes} price change(s) applied, "
+            f"{self.price_notices} price change notice(s) sent."
         )
 
 
 def services_run_billing(*, now: datetime | None = None) -> BillingRun:
     """Everything that happens because time passed; cron runs it, it is safe to run twice.
 
-    Each service is handled in its own transaction holding its row lock, so a
-    run never waits on, or undoes, another run or a payment.
+    One function per step; each works in batches of services, a transaction
+    per batch holding the batch's row locks (taken with SKIP LOCKED), so a run
+    never waits on, or undoes, another run or a payment, and two runs that
+    overlap share the work.
     """
     now = now or timezone.now()
     run = BillingRun()
@@ -453,10 +632,13 @@ def services_run_billing(*, now: datetime | None = None) -> BillingRun:
             run.plan_changes += plan_change_apply_due(pk, now)
 
     _services_bill_due(run, now)
+    # After billing: a change applies once its first period at the new price is billed.
+    _price_changes_apply(run, now)
     _services_enter_grace(run, now)
     _services_suspend_after_grace(run, now)
     services_terminate_unpaid(run, now)
     _services_send_reminders(run, now)
+    _price_change_notices_send(run, now)
     return run
 
 

@@ -1,8 +1,8 @@
 """Invoices: numbered when issued, issued for what a service is billed, settled when paid.
 
-Numbers are gapless and sequential per year. Issuing sends `invoice_issued`,
-which the payments app (above this one) listens to: it applies account
-credit and charges a saved card. Payments are recorded there
+Numbers are gapless and sequential per year. Issuing sends `invoice_issued`
+(a billing run's batch sends `invoices_issued` once), which the payments app
+(above this one) listens to: it applies account credit and charges a saved card. Payments are recorded there
 (`payments.services.payment_record`); when one clears the balance it calls
 `invoice_settle`, which moves the order or the service on: a paid order
 starts provisioning, a paid renewal advances the period and lifts grace or
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -26,7 +26,7 @@ from .events import Kind, service_event_record, service_events_bulk
 from .lifecycle import order_mark_paid, service_invoice_paid
 from .models import Invoice, InvoiceLine, InvoiceNumberCounter, LineKind, Order, Service
 from .notifications import notify_invoice, notify_invoices_issued
-from .signals import invoice_issued
+from .signals import invoice_issued, invoices_issued
 
 
 def invoice_numbers_take(*, year: int, count: int = 1) -> list[str]:
@@ -83,25 +83,32 @@ class LineSpec:
 
 
 def renewal_invoices_issue(specs: list[LineSpec]) -> list[Invoice]:
-    """One invoice per customer, due date and currency, with a line per spec, in a few queries.
+    """One invoice per customer, due day (UTC) and currency, a line per spec, in a few queries.
+
+    The invoice falls due with the earliest of its lines. Services of one
+    customer due the same day but selected in two batches of a run get one
+    invoice per batch.
 
     Call it holding the services' locks. A zero invoice is paid at once, as a
     renewal's always was; the customers are told in one notification task.
     """
-    groups: dict[tuple[int, datetime, str], list[LineSpec]] = defaultdict(list)
+    # Due the same day: the services of one order are set up (and so renew) moments apart.
+    groups: dict[tuple[int, date, str], list[LineSpec]] = defaultdict(list)
     for spec in specs:
-        groups[(spec.service.customer_id, spec.due_at, spec.service.currency)].append(spec)
+        day = spec.due_at.astimezone(UTC).date()
+        groups[(spec.service.customer_id, day, spec.service.currency)].append(spec)
     invoices = [
         Invoice(
             customer_id=customer_id,
             kind=Invoice.Kind.RENEWAL,
-            period_start=min(spec.period_start for spec in group),
-            period_end=max(spec.period_end for spec in group),
+            # The periods billed: an overage line's period is the one that ended.
+            period_start=min(s.period_start for s in group if s.kind == LineKind.PRICE),
+            period_end=max(s.period_end for s in group if s.kind == LineKind.PRICE),
             currency=currency,
             total=Money(sum((spec.amount.amount for spec in group), Decimal(0)), currency),
-            due_at=due_at,
+            due_at=min(spec.due_at for spec in group),
         )
-        for (customer_id, due_at, currency), group in groups.items()
+        for (customer_id, _, currency), group in groups.items()
     ]
     # Numbered in one take of the counter, before they exist: the lock is held to commit.
     numbers = invoice_numbers_take(year=timezone.localtime().year, count=len(invoices))
@@ -141,9 +148,9 @@ def renewal_invoices_issue(specs: list[LineSpec]) -> list[Invoice]:
             for invoice, group in zip(invoices, groups.values(), strict=True)
         ]
     )
+    # The payments app applies account credit and charges saved cards, for the whole batch.
+    invoices_issued.send(sender=Invoice, invoices=invoices)
     for invoice in invoices:
-        # The payments app applies account credit and charges a saved card.
-        invoice_issued.send(sender=Invoice, invoice=invoice)
         if invoice.total.amount == 0:
             invoice_settle(invoice)
     return invoices

@@ -38,6 +38,7 @@ from .events import Kind, service_event_record, status_changed
 from .models import ProvisioningJob, Service
 from .notifications import notify_service
 from .periods import add_interval, anchored_period_end, first_paid_period_start
+from .queueing import tasks_enqueue_many
 
 MAX_BACKOFF_SECONDS = 3600
 # Beyond the plugin's own timeout: time to record the outcome once the call returns.
@@ -105,6 +106,25 @@ def provisioning_job_enqueue(
         data={"job": job.pk},
     )
     return job
+
+
+def provisioning_jobs_enqueue_many(
+    *, services: list[Service], action: str
+) -> list[ProvisioningJob]:
+    """`provisioning_job_enqueue` for many services in two INSERTs: the jobs, then their tasks.
+
+    Call it holding the services' locks, having checked none has `action` open
+    (a database constraint refuses a second open job).
+    """
+    jobs = [
+        ProvisioningJob(service=service, action=action, task_id=str(uuid.uuid4()))
+        for service in services
+    ]
+    ProvisioningJob.objects.bulk_create(jobs)
+    tasks_enqueue_many(
+        run_provisioning_job, [([job.pk], {}) for job in jobs], ids=[job.task_id for job in jobs]
+    )
+    return jobs
 
 
 def provisioning_job_enqueue_once(

@@ -21,7 +21,7 @@ from .jobs import (
     provisioning_job_enqueue,
     provisioning_job_enqueue_once,
 )
-from .models import Customer, Invoice, Order, PlanChange, ProvisioningJob, Service
+from .models import Customer, Invoice, LineKind, Order, PlanChange, ProvisioningJob, Service
 from .notifications import notify_service
 
 
@@ -211,8 +211,12 @@ def service_terminate(*, service: Service) -> Service:
 def service_invoice_paid(invoice: Invoice) -> None:
     """Every service the invoice bills moves on, in the order of its lines."""
     if invoice.kind == Invoice.Kind.RENEWAL:
+        # Price lines only: an overage line's period is the one that ended, already paid for.
         periods = invoice.lines.filter(
-            service__isnull=False, period_start__isnull=False, period_end__isnull=False
+            kind=LineKind.PRICE,
+            service__isnull=False,
+            period_start__isnull=False,
+            period_end__isnull=False,
         ).values_list("service_id", "period_start", "period_end")
         for service_id, start, end in periods:
             assert start is not None and end is not None  # filtered above

@@ -104,6 +104,8 @@ class LineKind(models.TextChoices):
     VARIANT = "variant", "Variant option"
     SETUP_FEE = "setup_fee", "Setup fee"
     SIGNUP_FEE = "signup_fee", "Signup fee"
+    # Usage beyond a quota in the period that ended, billed on the next renewal invoice.
+    OVERAGE = "overage", "Overage"
 
 
 class OrderLine(models.Model):

@@ -29,6 +29,7 @@ from catalog.models import NotificationEvent, Package
 
 from .events import Kind, service_event_record, service_events_bulk, service_events_record
 from .models import Invoice, Order, Service
+from .queueing import tasks_enqueue_many
 
 Event = NotificationEvent
 
@@ -85,7 +86,8 @@ def notify_many(notices: Iterable[Notice]) -> int:
             ]
     service_events_bulk(timeline)
     if wanted:
-        batch_send_notifications.enqueue(notices=wanted)
+        # One row, written without enqueue's normalizing: notices are plain strings already.
+        tasks_enqueue_many(batch_send_notifications, [([], {"notices": wanted})])
     return len(wanted)
 
 

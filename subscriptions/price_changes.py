@@ -18,17 +18,19 @@ from fractions import Fraction
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from djmoney.money import Money
 
 from catalog.currency import format_money
 from catalog.models import NotificationEvent, PackagePrice
 
-from .models import ScheduledPriceChange, Service
-from .notifications import notify_service
+from .models import InvoiceLine, LineKind, ScheduledPriceChange, Service
+from .notifications import Notice, notify_many, service_notice
 from .periods import add_interval, monthly_rate
 
 CENT = Decimal("0.01")
+# Changes a billing run applies, or tells customers of, per transaction.
+BATCH_SIZE = 1000
 
 
 def option_services(*, option: PackagePrice, currency: str) -> QuerySet[Service]:
@@ -140,14 +142,30 @@ def scheduled_price_changes_due(*, now: datetime) -> QuerySet[ScheduledPriceChan
 
 def service_price_for_period(service: Service, period_start: datetime) -> Money:
     """What one period of `service` starting at `period_start` costs."""
-    change = (
-        ScheduledPriceChange.objects.filter(
-            service=service, applied_at__isnull=True, effective_at__lte=period_start
+    return service_prices_for_periods([(service, period_start)])[service.pk]
+
+
+def service_prices_for_periods(periods: list[tuple[Service, datetime]]) -> dict[int, Money]:
+    """What each (service, period start) costs, by service id, in one query for the set.
+
+    A period starting at or after a pending change's `effective_at` costs the
+    change's amount; any other costs what the service pays now.
+    """
+    changes = {
+        change.service_id: change
+        for change in ScheduledPriceChange.objects.filter(
+            service_id__in=[service.pk for service, _ in periods], applied_at__isnull=True
+        ).only("service_id", "effective_at", "recurring_amount", "recurring_amount_currency")
+    }  # one pending change per service at most (a constraint)
+    prices = {}
+    for service, start in periods:
+        change = changes.get(service.pk)
+        prices[service.pk] = (
+            change.recurring_amount
+            if change is not None and change.effective_at <= start
+            else service.recurring_amount
         )
-        .order_by("-effective_at")
-        .first()
-    )
-    return change.recurring_amount if change is not None else service.recurring_amount
+    return prices
 
 
 def scheduled_price_change_apply(*, change: ScheduledPriceChange, now: datetime) -> Service:
@@ -162,28 +180,84 @@ def scheduled_price_change_apply(*, change: ScheduledPriceChange, now: datetime)
     return service
 
 
+def scheduled_price_changes_apply_billed(*, now: datetime) -> int:
+    """Apply, in batches, the due changes whose first period at the new price is billed.
+
+    Until that period is billed the service may still owe periods at the old
+    price (an unpaid one holds the next back), so the change waits for it.
+    Returns how many were applied.
+    """
+    billed_at_new_price = InvoiceLine.objects.filter(
+        service_id=OuterRef("service_id"),
+        kind=LineKind.PRICE,
+        period_start__gte=OuterRef("effective_at"),
+    )
+    due = scheduled_price_changes_due(now=now).filter(Exists(billed_at_new_price)).order_by("pk")
+    applied = 0
+    while True:
+        with transaction.atomic():
+            # Two runs share the changes; the services are locked as a plan change locks them.
+            batch = list(due.select_for_update(skip_locked=True)[:BATCH_SIZE])
+            if not batch:
+                return applied
+            list(
+                Service.objects.select_for_update()
+                .filter(pk__in=[change.service_id for change in batch])
+                .order_by("pk")
+                .values_list("pk", flat=True)
+            )
+            # One UPDATE per new price: the services of one staff change share a few.
+            by_price: dict[tuple[Money, Money], list[int]] = {}
+            for change in batch:
+                key = (change.recurring_amount, change.package_amount)
+                by_price.setdefault(key, []).append(change.service_id)
+            for (recurring, package), service_ids in by_price.items():
+                Service.objects.filter(pk__in=service_ids).update(
+                    recurring_amount=recurring, package_amount=package
+                )
+            ScheduledPriceChange.objects.filter(pk__in=[change.pk for change in batch]).update(
+                applied_at=now
+            )
+            applied += len(batch)
+
+
 def price_change_notices_due(now: datetime) -> int:
     """Email each customer whose price changes within the notice period and was not told yet.
 
+    A batch of changes per transaction, claimed with SKIP LOCKED so two runs
+    that overlap tell each customer once, in one notification task per batch.
     Returns how many notices were queued (a package that sends no such email counts none).
     """
     until = now + timedelta(days=settings.BILLING_PRICE_CHANGE_NOTICE_DAYS)
     queued = 0
-    due = ScheduledPriceChange.objects.filter(
-        applied_at__isnull=True, notice_sent_at__isnull=True, effective_at__lte=until
-    ).select_related("service__package")
-    for change in due:
+    due = (
+        ScheduledPriceChange.objects.filter(
+            applied_at__isnull=True, notice_sent_at__isnull=True, effective_at__lte=until
+        )
+        .select_related("service__package")
+        .order_by("pk")
+    )
+    while True:
         with transaction.atomic():
-            claimed = ScheduledPriceChange.objects.filter(
-                pk=change.pk, notice_sent_at__isnull=True
-            ).update(notice_sent_at=now)
-            if not claimed:
-                continue  # another run sent it
-            queued += notify_service(
-                NotificationEvent.PRICE_CHANGE,
-                change.service,
-                effective=f"{change.effective_at:%Y-%m-%d}",
-                old_amount=format_money(change.service.recurring_amount),
-                new_amount=format_money(change.recurring_amount),
+            batch = list(due.select_for_update(skip_locked=True, of=("self",))[:BATCH_SIZE])
+            if not batch:
+                return queued
+            ScheduledPriceChange.objects.filter(pk__in=[change.pk for change in batch]).update(
+                notice_sent_at=now
             )
-    return queued
+            queued += notify_many(_price_change_notice(change) for change in batch)
+
+
+def _price_change_notice(change: ScheduledPriceChange) -> Notice:
+    notice = service_notice(NotificationEvent.PRICE_CHANGE, change.service)
+    return Notice(
+        events=notice.events,
+        package=notice.package,
+        customer_id=notice.customer_id,
+        context={
+            **notice.context,
+            "effective": f"{change.effective_at:%Y-%m-%d}",
+            "old_amount": format_money(change.service.recurring_amount),
+            "new_amount": format_money(change.recurring_amount),
+        },
+    )

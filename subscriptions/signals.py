@@ -1,6 +1,6 @@
 """What subscriptions announce to the apps above it, which may not be imported from here.
 
-`invoice_issued` is sent inside the transaction that issued the invoice, once
+`invoice_issued` (one invoice) and `invoices_issued` (a billing run's batch) are sent inside the transaction that issued the invoice, once
 its lines, order and services exist, so a receiver (payments applies account
 credit, charges a saved method) acts on a complete invoice and rolls back with it.
 """
@@ -17,3 +17,8 @@ invoice_issued = Signal()
 # unused part of that period, prorated like an upgrade's charge. Sent in the change's
 # transaction: payments writes the credit note and the account credit, or nothing at all.
 plan_change_credit_due = Signal()
+
+# sender: the Invoice class; invoices: a list of issued renewal invoices (a billing run's
+# batch). Sent once per batch, so a receiver acts on the whole batch in a fixed number of
+# queries rather than a few per invoice.
+invoices_issued = Signal()

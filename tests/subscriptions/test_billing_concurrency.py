@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from catalog.models import PackageScaling
+from subscriptions import billing
 from subscriptions.billing import services_run_billing
-from subscriptions.models import Invoice, PlanChange
+from subscriptions.models import Invoice, InvoiceLine, PlanChange, Service
 from subscriptions.plan_changes import service_change_package
 from tests.factories import (
     PackageFactory,
@@ -14,9 +15,11 @@ from tests.factories import (
     PackagePriceFactory,
     active_service,
     customers,
+    paid_services,
     usd,
 )
 from tests.support.concurrency import race
+from tests.support.jobs import run_all_jobs
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -61,3 +64,35 @@ def test_concurrent_upgrades_never_take_more_units_than_the_target_has():
     target.refresh_from_db()
     assert target.stock_qty == 0
     assert PlanChange.objects.filter(status="applied").count() == 3
+
+
+def test_two_runs_at_once_over_many_batches_bill_every_period_once_with_gapless_numbers(
+    monkeypatch,
+):
+    # Small batches, so the two runs interleave batch by batch over the same services.
+    monkeypatch.setattr(billing, "BATCH_SIZE", 2)
+    services = [
+        service
+        for n, customer in enumerate(customers(5))
+        for service in paid_services(
+            customer, quantity=2, allow_quantity="multiple", variant_code=f"zone{n}"
+        )
+    ]
+    run_all_jobs()
+    now = max(Service.objects.values_list("current_period_end", flat=True))
+
+    outcomes = race([lambda: services_run_billing(now=now) for _ in range(2)])
+
+    assert outcomes == ["ok", "ok"]
+    for service in services:
+        lines = InvoiceLine.objects.filter(service=service, kind="price", invoice__kind="renewal")
+        assert lines.count() == 1
+    renewals = Invoice.objects.filter(kind="renewal")
+    assert renewals.count() == 5  # one per customer: their two services are due the same day
+    # The orders' invoices and the renewals: numbered 1 to the last, none twice, none skipped.
+    numbers = sorted(
+        int(n.rsplit("-", 1)[1]) for n in Invoice.objects.values_list("number", flat=True)
+    )
+    assert numbers == list(range(1, Invoice.objects.count() + 1))
+    # Every service told once and in grace once.
+    assert Service.objects.filter(status="grace").count() == 10

@@ -189,5 +189,6 @@ def test_the_billing_run_reports_the_reminders():
     assert str(run) == (
         "0 cancelled, 0 plan change(s) applied, 1 invoice(s) issued, 0 entered grace, "
         "0 suspension(s) queued, 4 termination warning(s) sent, 5 terminated for non-payment, "
-        "2 trial-ending reminder(s) and 3 renewal reminder(s) sent."
+        "2 trial-ending reminder(s) and 3 renewal reminder(s) sent. "
+        "0 price change(s) applied, 0 price change notice(s) sent."
     )

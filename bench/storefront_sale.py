@@ -10,7 +10,9 @@ settings) and reads the catalog page and a package page over fresh
 connections from --readers client processes. First idle, then while --buyers
 checkout clients (bench/checkout.py's kind: logged-in customers POSTing the
 checkout form through Django in their own processes) buy that catalog's
-packages at full speed. Each order takes stock, which must not throw the
+packages at full speed, or at --rate orders/s in all. On a 2-core machine the
+buyers' own CPU takes it from the web servers: the catalog version line says
+whether the orders threw the cached pages away. Each order takes stock, which must not throw the
 cached pages away. The target: the catalog page keeps >= 50% of its idle rate.
 
 At the end the catalog page is read once more and every "N left" on it is
@@ -84,8 +86,11 @@ def load_store(customers: int, plan_file: str) -> None:
     Path(plan_file).write_text(json.dumps({"orders": orders, "buyers": buyers}))
 
 
-def buy(plan_file: str, buyer: int, seconds: float) -> None:
-    """One checkout client: order random packages until the time is up; print the count."""
+def buy(plan_file: str, buyer: int, seconds: float, interval: float) -> None:
+    """One checkout client: order random packages until the time is up; print the count.
+
+    With an interval, orders start that many seconds apart (when the last one took less).
+    """
     import django
 
     django.setup()
@@ -98,7 +103,10 @@ def buy(plan_file: str, buyer: int, seconds: float) -> None:
     rng = random.Random(buyer)
     placed = failed = 0
     deadline = time.monotonic() + seconds
+    next_at = time.monotonic()
     while time.monotonic() < deadline:
+        time.sleep(max(0.0, next_at - time.monotonic()))
+        next_at += interval
         order = rng.choice(plan["orders"])
         response = client.post(order["url"], order["data"])
         if response.status_code == 302:
@@ -287,6 +295,8 @@ def run(args) -> None:
                     str(n),
                     "--seconds",
                     str(args.seconds * len(pages) + 2),
+                    "--interval",
+                    str(args.buyers / args.rate if args.rate else 0),
                 ],
                 env=env,
                 cwd=BASE_DIR,
@@ -348,6 +358,10 @@ def main() -> None:
     parser.add_argument("--buyer", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=15, help="per measurement")
     parser.add_argument("--buyers", type=int, default=8, help="checkout clients")
+    parser.add_argument(
+        "--rate", type=float, default=0, help="orders/s all buyers together (0: full speed)"
+    )
+    parser.add_argument("--interval", type=float, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--readers", type=int, default=2, help="page reader processes")
     parser.add_argument("--port", type=int, default=55456, help="port of a private PostgreSQL")
     args = parser.parse_args()
@@ -356,7 +370,7 @@ def main() -> None:
     if args.load:
         load_store(args.buyers, args.load)
     elif args.buy:
-        buy(args.buy, args.buyer, args.seconds)
+        buy(args.buy, args.buyer, args.seconds, args.interval)
     else:
         run(args)
 

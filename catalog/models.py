@@ -126,9 +126,20 @@ class Catalog(models.Model):
 # go past zero. Stock never goes below zero (-1 is "not tracked"), so zero is the test.
 SOLD_OUT = Q(stock_qty=0, oversell_enabled=False)
 
+
+def is_sold_out(stock_qty: int, oversell_enabled: bool) -> bool:
+    """SOLD_OUT, for values already read (a locked row, a page's stock read per request)."""
+    return stock_qty == 0 and not oversell_enabled
+
+
 # Sent after QuerySet.update() changed packages, which sends no post_save: stock
 # is written that way under row locks, and the storefront's page cache must know.
+# `fields` names the columns written, so a reader may tell a stock count from an edit.
 packages_updated = Signal()
+# Sent when a package sells out or comes back in stock (catalog.stock): what depends
+# on "can it be ordered" (scaling targets, a catalog's "from" price) changes then,
+# while the count alone changes on every order.
+sold_out_changed = Signal()
 # Staff saved new amounts on pricing options: sent by the package admin with
 # `package` and `changed` [(option, currency)]; a receiver may answer with the
 # URL of a page that asks what existing services should do.
@@ -139,7 +150,7 @@ class PackageQuerySet(models.QuerySet):
     def update(self, **kwargs) -> int:
         rows = super().update(**kwargs)
         if rows:
-            packages_updated.send(sender=self.model)
+            packages_updated.send(sender=self.model, fields=frozenset(kwargs))
         return rows
 
     def active(self):
@@ -326,7 +337,7 @@ class Package(models.Model):
     @property
     def is_sold_out(self) -> bool:
         """SOLD_OUT, read from this instance (the order service passes a locked row)."""
-        return self.stock_qty == 0 and not self.oversell_enabled
+        return is_sold_out(self.stock_qty, self.oversell_enabled)
 
     # --- visibility --------------------------------------------------------
 

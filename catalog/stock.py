@@ -11,7 +11,7 @@ from django.db.models import F
 
 from .availability import Reason
 from .errors import ErrorCode, refuse
-from .models import Package
+from .models import Package, sold_out_changed
 
 
 def stock_lock(package: Package) -> None:
@@ -50,12 +50,18 @@ def stock_take(package: Package, quantity: int) -> int:
         )
         if not updated:
             raise refuse(ErrorCode.SOLD_OUT, Reason.SOLD_OUT)
+        if not package.oversell_enabled and package.stock_qty == taken:
+            sold_out_changed.send(sender=Package, package_id=package.pk)
     return taken
 
 
 def stock_release(*, package_id: int, units: int) -> None:
     """Give units back, once per unit taken; untracked stock (-1) stays untracked."""
     if units:
-        Package.objects.filter(pk=package_id, stock_qty__gte=0).update(
+        released = Package.objects.filter(pk=package_id, stock_qty__gte=0).update(
             stock_qty=F("stock_qty") + units
         )
+        # Releases are rare (a service that never started): telling readers the package
+        # may be back in stock costs less than a read to find out whether it was sold out.
+        if released:
+            sold_out_changed.send(sender=Package, package_id=package_id)

@@ -1,5 +1,12 @@
 """Storefront page cache, keyed by a version token that every catalog edit replaces.
 
+Stock counts are not part of a cached page: pages carry marks where a stock
+badge, a "sold out" state or a quantity limit goes, and `storefront.responses`
+fills them from the database on every request. So an order taking stock
+leaves the token alone; only a package selling out or coming back in stock
+(`catalog.models.sold_out_changed`) replaces it, since what may be ordered
+(scaling targets, a catalog's "from" price) is part of the pages.
+
 Rendering a catalog of hundreds of packages costs far more than Django's own
 request handling, so pages are cached. A cached page is only ever found under
 the token that was current when it was built; every catalog edit replaces the
@@ -56,10 +63,17 @@ def catalog_changed() -> None:
         CatalogVersion.objects.update_or_create(pk=VERSION_PK, defaults={"token": token})
 
 
+# Package columns a cached page never shows: they are filled in per request.
+UNCACHED_FIELDS = frozenset({"stock_qty"})
+
+
 def catalog_changed_on_commit(**signal_kwargs: Any) -> None:
     """Signal receiver: replace the token once the current transaction commits."""
     action = signal_kwargs.get("action")
     if action is not None and not action.startswith("post_"):  # m2m_changed's pre_* calls
+        return
+    fields = signal_kwargs.get("fields")  # packages_updated says which columns it wrote
+    if fields is not None and fields <= UNCACHED_FIELDS:
         return
     pending = transaction.get_connection().run_on_commit
     # Once per transaction, however many rows it writes (run_on_commit holds
@@ -94,6 +108,9 @@ def connect_signals() -> None:
         )
     catalog_models.packages_updated.connect(
         catalog_changed_on_commit, dispatch_uid="storefront-package-update"
+    )
+    catalog_models.sold_out_changed.connect(
+        catalog_changed_on_commit, dispatch_uid="storefront-sold-out"
     )
     for through in (catalog_models.Package.variants.through, catalog_models.PackageScaling):
         m2m_changed.connect(

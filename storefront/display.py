@@ -69,11 +69,11 @@ def trial_badge(package: Package) -> str:
     return f"{package.trial_period}-{package.trial_interval} trial"
 
 
-def stock_badge(package: Package) -> str:
-    if package.is_sold_out:
+def stock_badge_text(stock_qty: int, *, sold_out: bool) -> str:
+    if sold_out:
         return "Sold out"
-    if package.has_stock and package.stock_qty > 0:
-        return f"{package.stock_qty} left"
+    if stock_qty > 0:  # -1 is "not tracked": no badge
+        return f"{stock_qty} left"
     return ""
 
 

@@ -6,7 +6,9 @@ it from the cache while the catalog is unchanged.
 
 from __future__ import annotations
 
-from django.http import HttpResponse, JsonResponse
+import copy
+
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
@@ -19,11 +21,11 @@ from django.views.decorators.http import require_POST, require_safe
 from catalog import availability
 from catalog.currency import get_currency, set_currency, store_currencies
 from catalog.fields import sanitize_html
-from catalog.models import Package, Variant
+from catalog.models import UNLIMITED, Package, Variant
 from catalog.selection import parse_selection
 
 from . import display, selectors
-from .responses import compact_html, render_page, storefront_response
+from .responses import StockMarks, compact_html, render_page, storefront_response
 
 STORE_NAME = "Store"
 INDEX_DESCRIPTION = "Browse our catalogs of services and compare every package side by side."
@@ -74,17 +76,30 @@ def _index_page(currency: str) -> dict:
 # --- catalog ----------------------------------------------------------------
 
 
+def _page_number(request) -> int:
+    """`?page=N`, 1 without it; anything else is a page that does not exist."""
+    raw = request.GET.get("page", "1")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or int(raw) < 1:
+        raise Http404("No such page.")
+    return int(raw)
+
+
 @require_safe
 def catalog_detail(request, catalog_slug):
     currency = get_currency(request)
+    number = _page_number(request)
     return storefront_response(
-        request, ("catalog", catalog_slug, currency), lambda: _catalog_page(catalog_slug, currency)
+        request,
+        ("catalog", catalog_slug, currency, str(number)),
+        lambda: _catalog_page(catalog_slug, currency, number),
     )
 
 
-def _catalog_page(catalog_slug: str, currency: str) -> dict:
+def _catalog_page(catalog_slug: str, currency: str, number: int = 1) -> dict:
     catalog = selectors.visible_catalog_or_404(catalog_slug)
-    packages = selectors.catalog_packages(catalog)
+    page = selectors.catalog_packages(catalog, number)
+    packages = page.object_list
+    marks = StockMarks()
     cards = [
         {
             "package": package,
@@ -93,7 +108,7 @@ def _catalog_page(catalog_slug: str, currency: str) -> dict:
                 availability.starting_offer(package, currency), currency
             ),
             "trial": display.trial_badge(package),
-            "stock": display.stock_badge(package),
+            "stock_badge": marks.badge(package.pk),
         }
         for package in packages
     ]
@@ -108,17 +123,38 @@ def _catalog_page(catalog_slug: str, currency: str) -> dict:
         }
         for row in selectors.comparison_rows(packages)
     ]
+    path = reverse("storefront:catalog", args=[catalog.slug])
     body = _body(
         "storefront/catalog.html",
-        {"catalog": catalog, "cards": cards, "rows": rows, "currency": currency},
+        {
+            "catalog": catalog,
+            "cards": cards,
+            "rows": rows,
+            "currency": currency,
+            "page": page,
+            "page_links": [
+                {"number": n, "url": _catalog_page_url(path, n), "current": n == page.number}
+                for n in page.paginator.page_range
+            ],
+            "previous_url": _catalog_page_url(path, page.number - 1) if page.has_previous() else "",
+            "next_url": _catalog_page_url(path, page.number + 1) if page.has_next() else "",
+        },
     )
+    title = f"{catalog.name} – {STORE_NAME}"
+    if page.number > 1:
+        title = f"{catalog.name}, page {page.number} – {STORE_NAME}"
     return {
-        "title": f"{catalog.name} – {STORE_NAME}",
+        "title": title,
         "meta_description": _meta_description(catalog.description) or INDEX_DESCRIPTION,
-        "canonical_path": reverse("storefront:catalog", args=[catalog.slug]),
+        "canonical_path": _catalog_page_url(path, page.number),
         "robots": "noindex" if catalog.status == catalog.Status.HIDDEN else "",
         "body": body,
+        "stock_nonce": marks.nonce,
     }
+
+
+def _catalog_page_url(path: str, number: int) -> str:
+    return path if number == 1 else f"{path}?page={number}"
 
 
 def _comparison_cell(kind: str, value, package: Package) -> dict:
@@ -194,13 +230,14 @@ def _preview_note(package: Package) -> str:
     return ""
 
 
-def _quantity_max(package: Package) -> int | None:
-    limits = []
-    if package.has_per_user_limit:
-        limits.append(package.per_user_limit)
-    if package.has_stock and not package.oversell_enabled:
-        limits.append(max(package.stock_qty, 1))
-    return min(limits) if limits else None
+def _without_stock(package: Package) -> Package:
+    """The package as if its stock were not tracked: what a cached page may say.
+
+    The stock itself reaches the page through `StockMarks`, read per request.
+    """
+    stock_free = copy.copy(package)
+    stock_free.stock_qty = UNLIMITED
+    return stock_free
 
 
 def _package_page(
@@ -214,12 +251,13 @@ def _package_page(
 ) -> dict:
     package = selectors.package_for_customer_or_404(catalog_slug, package_slug, user)
     catalog = package.catalog
+    marks = StockMarks()
     selected = selectors.selected_price(package, currency, requested)
     offers = availability.package_offers(package, currency)
-    orderability = availability.package_orderability(package, currency, selected)
+    orderability = availability.package_orderability(_without_stock(package), currency, selected)
     variants = availability.offered_variants(package, selected, currency)
-    quantity_max = _quantity_max(package)
-    quantity = min(quantity or 1, quantity_max or quantity or 1)
+    per_user_limit = package.per_user_limit if package.has_per_user_limit else None
+    quantity = min(quantity or 1, per_user_limit or quantity or 1)
     scaling_targets = selectors.customer_scaling_targets(package)
     context = {
         "catalog": catalog,
@@ -240,7 +278,7 @@ def _package_page(
         "trial": display.trial_text(package),
         "trial_badge": display.trial_badge(package),
         "service_type": display.service_type_text(package),
-        "stock_badge": display.stock_badge(package),
+        "stock_badge": marks.badge(package.pk),
         "features": [
             {"name": value.feature.name, "text": display.feature_value(value), "value": value}
             for value in package.features.all()
@@ -255,7 +293,9 @@ def _package_page(
         ],
         "variants": [_variant_field(item, selected, chosen) for item in variants],
         "quantity": quantity,
-        "quantity_max": quantity_max,
+        "quantity_max": marks.quantity_max(package.pk, per_user_limit),
+        "order_button_stock": marks.order_button(package.pk),
+        "order_reason_stock": marks.order_reason(package.pk),
         "allows_quantity": package.allow_quantity == Package.Quantity.MULTIPLE,
         "orderability": orderability,
         "scaling_targets": [
@@ -275,7 +315,7 @@ def _package_page(
         ],
         "checkout_url": _checkout_url(catalog.slug, package.slug),
         "page_url": reverse("storefront:package", args=[catalog.slug, package.slug]),
-        "script_data": _script_data(package, selected, currency, scaling_targets),
+        "script_data": _script_data(_without_stock(package), selected, currency, scaling_targets),
     }
     return {
         "title": f"{package.name} – {catalog.name} – {STORE_NAME}",
@@ -283,6 +323,7 @@ def _package_page(
         "canonical_path": context["page_url"],
         "robots": "" if package.is_listed else "noindex",
         "body": _body("storefront/package.html", context),
+        "stock_nonce": marks.nonce,
     }
 
 

@@ -15,3 +15,5 @@ STORAGES = {
 # Sign-ups are counted per address in the process-wide cache, and every test
 # client is 127.0.0.1; the throttle's own tests set a low limit.
 SIGNUP_THROTTLE_LIMIT = 1000
+# Tests empty the cache between them: never a Redis the environment points at.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -141,6 +141,12 @@
     var info = price ? price.currencies[currency] : null;
     var orderable = info ? info.orderable : false;
     var reason = info ? info.reason : data.fallback_reason;
+    // Stock is not in the (cached) script data: the server marks a sold-out button.
+    var soldOut = orderButton.getAttribute("data-sold-out");
+    if (orderable && soldOut !== null) {
+      orderable = false;
+      reason = soldOut;
+    }
     orderButton.disabled = !orderable;
     reasonElement.textContent = orderable ? "" : reason;
     if (orderable) {

@@ -106,3 +106,17 @@ def test_the_order_button_follows_the_currency_of_the_chosen_option(page, live_s
     reason = page.locator("[data-order-reason]").inner_text()
     assert reason == "The “Biennial” option is not sold in EUR."
     assert page.locator(f"#price-{usd_only.pk}").is_disabled()
+
+
+def test_a_sold_out_package_stays_unorderable_whatever_option_is_picked(page, live_server, vps):
+    package, annual = vps
+    package.stock_qty = 0
+    package.save()
+    page.goto(live_server.url + reverse("storefront:package", args=["vps", package.slug]))
+    expect(page.locator("[data-order-button]")).to_be_disabled()
+
+    page.check(f"#price-{annual.pk}")
+    page.select_option("#currency-select", "EUR")
+
+    expect(page.locator("[data-order-button]")).to_be_disabled()
+    assert page.locator("[data-order-reason]").inner_text() == "This package is sold out."

@@ -7,11 +7,13 @@ replaced as an edit's transaction commits.
 from __future__ import annotations
 
 import pytest
+from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
 from djmoney.money import Money
 
 from catalog.models import Package, PackagePriceAmount
+from catalog.stock import stock_lock, stock_release, stock_take
 from storefront.cache import catalog_changed, current_version
 from tests.factories import (
     CatalogFactory,
@@ -30,13 +32,13 @@ def main(response) -> str:
     return html[html.index("<main") : html.index("</main>")]
 
 
-def test_a_repeated_request_is_served_from_the_cache_with_one_query(
+def test_a_repeated_request_is_served_from_the_cache_with_two_queries(
     client, catalog, django_assert_num_queries
 ):
     priced_package(catalog=catalog, name="Cached one")
     first = main(client.get(catalog_url(catalog)))
 
-    with django_assert_num_queries(1):  # the catalog version, nothing else
+    with django_assert_num_queries(2):  # the catalog version and the packages' stock
         second = main(client.get(catalog_url(catalog)))
 
     assert "Cached one" in second
@@ -227,3 +229,64 @@ def test_a_transaction_replaces_the_version_once_as_it_commits(
     assert len(callbacks) == 1
     callbacks[0]()
     assert current_version() not in (None, before)
+
+
+def take_stock(package: Package, units: int) -> None:
+    """As an order does: under the package row's lock, in its own transaction."""
+    with transaction.atomic():
+        stock_lock(package)
+        stock_take(package, units)
+
+
+def test_an_order_taking_stock_keeps_the_cached_pages_and_shows_the_new_count(client, catalog):
+    package = priced_package(catalog=catalog, stock_qty=5, allow_quantity=Package.Quantity.MULTIPLE)
+    assert "5 left" in client.get(catalog_url(catalog)).content.decode()
+    assert 'max="5"' in client.get(package_url(package)).content.decode()
+    version = current_version()
+
+    take_stock(package, 2)
+
+    assert current_version() == version
+    assert "3 left" in client.get(catalog_url(catalog)).content.decode()
+    page = client.get(package_url(package)).content.decode()
+    assert "3 left" in page
+    assert 'max="3"' in page
+
+
+def test_the_last_unit_sold_disables_the_order_button_on_the_next_request(client, catalog):
+    package = priced_package(catalog=catalog, stock_qty=1)
+    page = client.get(package_url(package)).content.decode()
+    assert "data-sold-out" not in page
+
+    take_stock(package, 1)
+
+    page = client.get(package_url(package)).content.decode()
+    assert 'disabled aria-describedby="order-reason" data-sold-out=' in page
+    assert "This package is sold out." in page
+    listing = client.get(catalog_url(catalog)).content.decode()
+    assert '<li class="badge badge-sold-out">Sold out</li>' in listing
+
+
+def test_selling_out_or_coming_back_in_stock_changes_what_can_be_ordered(client, catalog):
+    target = priced_package(catalog=catalog, name="Bigger", stock_qty=1)
+    package = priced_package(catalog=catalog, name="Smaller")
+    package.scalable_to.add(target)
+    assert "Bigger" in main(client.get(package_url(package)))
+
+    take_stock(target, 1)
+
+    assert "Bigger" not in main(client.get(package_url(package)))
+
+    stock_release(package_id=target.pk, units=1)
+
+    assert "Bigger" in main(client.get(package_url(package)))
+
+
+def test_a_signed_in_customer_sees_the_stock_of_now_too(client, catalog, django_user_model):
+    package = priced_package(catalog=catalog, stock_qty=4)
+    client.force_login(django_user_model.objects.create_user(username="buyer"))
+    assert "4 left" in client.get(package_url(package)).content.decode()
+
+    take_stock(package, 1)
+
+    assert "3 left" in client.get(package_url(package)).content.decode()

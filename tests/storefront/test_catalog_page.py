@@ -6,7 +6,10 @@ import pytest
 from django.urls import reverse
 from djmoney.money import Money
 
+from catalog.demo import load_large_catalog
 from catalog.models import Feature
+from storefront.cache import catalog_changed
+from storefront.selectors import CATALOG_PAGE_SIZE
 from tests.factories import (
     CatalogFactory,
     FeatureFactory,
@@ -169,3 +172,47 @@ class TestComparison:
         priced_package(catalog=catalog)
 
         assert "compare-heading" not in catalog_page(client, catalog)
+
+
+class TestPages:
+    """A large catalog is read a page of packages at a time, each with its own comparison."""
+
+    @pytest.fixture
+    def large(self, db):
+        catalog, _ = load_large_catalog(packages=50)
+        catalog_changed()
+        return catalog
+
+    def test_the_first_page_shows_a_page_of_packages_and_links_to_the_others(self, client, large):
+        html = catalog_page(client, large)
+
+        assert html.count('class="package-card"') == CATALOG_PAGE_SIZE
+        assert "Packages 1–24 of 50." in html
+        assert f'href="/store/{large.slug}/?page=2" rel="next"' in html
+        assert f'href="/store/{large.slug}/?page=3"' in html
+        assert 'rel="prev"' not in html
+        compare = section(html, "compare-heading")
+        assert compare.count('<th scope="col"><a href=') == CATALOG_PAGE_SIZE
+
+    def test_the_last_page_shows_the_rest_and_points_back(self, client, large):
+        response = client.get(reverse("storefront:catalog", args=[large.slug]), {"page": "3"})
+        html = response.content.decode()
+
+        assert html.count('class="package-card"') == 2
+        assert "Packages 49–50 of 50." in html
+        assert f'href="/store/{large.slug}/?page=2" rel="prev"' in html
+        assert '<link rel="canonical" href="http://testserver/store/catalog-0/?page=3">' in html
+
+    @pytest.mark.parametrize("number", ["0", "4", "x", "-1", "1.5", "9999999", "٣"])
+    def test_a_page_that_does_not_exist_is_not_found(self, client, large, number):
+        response = client.get(reverse("storefront:catalog", args=[large.slug]), {"page": number})
+
+        assert response.status_code == 404
+
+    def test_a_small_catalog_has_no_page_links(self, client, catalog):
+        priced_package(catalog=catalog)
+
+        html = catalog_page(client, catalog)
+
+        assert 'class="pagination"' not in html
+        assert "Packages 1–" not in html

@@ -78,7 +78,7 @@ def redis_url(tmp_path):
 
 
 @pytest.fixture
-def web_servers(redis_url):
+def web_servers(redis_url, tmp_path):
     """Two gunicorn servers (one worker each) on the test database: their base URLs."""
     db = connection.settings_dict
     env = {
@@ -93,7 +93,16 @@ def web_servers(redis_url):
         "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:"
         f"{db['PORT']}/{db['NAME']}",
         "REDIS_URL": redis_url,
+        # Production serves hashed static files from a manifest, as a deployment would
+        # after collectstatic: collected here into the test's own directory.
+        "STATIC_ROOT": str(tmp_path / "static"),
     }
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
     servers, urls = [], []
     for _ in range(2):
         port = free_port()

@@ -273,17 +273,8 @@ class InvoiceAdmin(subscriptions_admin.InvoiceAdmin):
             self.message_user(request, f"{paid} invoice(s) marked paid.", messages.SUCCESS)
 
 
-class MoneyRecordAdmin(admin.ModelAdmin):
+class MoneyRecordAdmin(subscriptions_admin.ReadOnlyAdmin):
     """Money rows are written by services only: staff read them here."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Payment)

@@ -500,14 +500,8 @@ class ServiceAdmin(RecordAdmin):
              "{count} service(s) terminated.")  # fmt: skip
 
 
-@admin.register(ServiceEvent)
-class ServiceEventAdmin(admin.ModelAdmin):
-    """Every service's timeline at once; append-only, so nothing here adds, edits or deletes."""
-
-    list_display = ["created_at", "service", "kind", "message", "actor"]
-    list_filter = ["kind"]
-    search_fields = ["message", "service__package_name", "service__customer__email"]
-    list_select_related = ["service", "actor"]
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows only services write (timelines, money): staff read them, never add, edit or delete."""
 
     def has_add_permission(self, request):
         return False
@@ -517,6 +511,16 @@ class ServiceEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(ServiceEvent)
+class ServiceEventAdmin(ReadOnlyAdmin):
+    """Every service's timeline at once; append-only."""
+
+    list_display = ["created_at", "service", "kind", "message", "actor"]
+    list_filter = ["kind"]
+    search_fields = ["message", "service__package_name", "service__customer__email"]
+    list_select_related = ["service", "actor"]
 
 
 @admin.register(ProvisioningJob)

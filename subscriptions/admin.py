@@ -15,9 +15,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.http import urlencode
 
-from catalog.models import Package, PackagePrice, price_amounts_changed
+from catalog.models import Package
 
 from . import billing, jobs, lifecycle, ordering, price_changes
 from .console import ACTIONS, console_action_perform, console_actions
@@ -572,43 +571,14 @@ class ProvisioningJobAdmin(RecordAdmin):
 # --- price changes ------------------------------------------------------------
 
 
-def _changed_options(package: Package, changed: str) -> list[tuple[PackagePrice, str]]:
-    """(option, currency) pairs named "id:CUR,id:CUR" in a URL, of `package` only."""
+def _changed_pairs(changed: str) -> list[tuple[int, str]]:
+    """(option id, currency) pairs named "id:CUR,id:CUR" in a URL."""
     pairs = []
     for item in changed.split(","):
         option_id, _, currency = item.partition(":")
         if option_id.isdigit() and currency:
             pairs.append((int(option_id), currency))
-    options = {
-        option.pk: option
-        for option in package.prices.filter(pk__in=[pk for pk, _ in pairs]).prefetch_related(
-            "amounts"
-        )
-    }
-    return [(options[pk], currency) for pk, currency in pairs if pk in options]
-
-
-def _previews(package: Package, changed: str) -> list[price_changes.PricePreview]:
-    previews = []
-    for option, currency in _changed_options(package, changed):
-        preview = price_changes.price_change_preview(option=option, currency=currency)
-        if preview is not None and preview.count:
-            previews.append(preview)
-    return previews
-
-
-def price_change_confirm_url(*, package: Package, changed, **kwargs) -> str | None:
-    """Receiver of catalog's price_amounts_changed: the confirm page, when services are affected."""
-    encoded = ",".join(f"{option_id}:{currency}" for option_id, currency in changed)
-    if not _previews(package, encoded):
-        return None
-    query = urlencode({"package": package.pk, "changed": encoded})
-    return f"{reverse('admin:subscriptions_scheduledpricechange_confirm')}?{query}"
-
-
-price_amounts_changed.connect(
-    price_change_confirm_url, sender=Package, dispatch_uid="subscriptions-price-change"
-)
+    return pairs
 
 
 KEEP, MOVE = "keep", "move"
@@ -645,7 +615,9 @@ class ScheduledPriceChangeAdmin(admin.ModelAdmin):
         if package is None:
             return HttpResponseRedirect(reverse("admin:catalog_package_changelist"))
         package_url = reverse("admin:catalog_package_change", args=[package.pk])
-        previews = _previews(package, request.GET.get("changed", ""))
+        previews = price_changes.price_change_previews(
+            package=package, changed=_changed_pairs(request.GET.get("changed", ""))
+        )
         if not previews:
             return HttpResponseRedirect(package_url)
         if request.method == "POST":

@@ -22,7 +22,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from djmoney.money import Money
 
 from catalog.currency import format_money
-from catalog.models import NotificationEvent, PackagePrice
+from catalog.models import NotificationEvent, Package, PackagePrice
 
 from .models import InvoiceLine, LineKind, ScheduledPriceChange, Service
 from .notifications import Notice, notify_many, service_notice
@@ -98,6 +98,25 @@ def price_change_preview(*, option: PackagePrice, currency: str) -> PricePreview
         Fraction(0),
     )
     return PricePreview(currency, amount.price, services, change)
+
+
+def price_change_previews(
+    *, package: Package, changed: list[tuple[int, str]]
+) -> list[PricePreview]:
+    """The previews of `package`'s changed (option id, currency) pairs that reach services."""
+    options = {
+        option.pk: option
+        for option in package.prices.filter(pk__in=[pk for pk, _ in changed]).prefetch_related(
+            "amounts"
+        )
+    }
+    previews = []
+    for option_id, currency in changed:
+        if option_id in options:
+            preview = price_change_preview(option=options[option_id], currency=currency)
+            if preview is not None and preview.count:
+                previews.append(preview)
+    return previews
 
 
 def first_renewal_after(service: Service, earliest: datetime) -> datetime | None:

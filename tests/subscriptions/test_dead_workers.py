@@ -18,7 +18,7 @@ from django_tasks_db.models import DBTaskResult
 from subscriptions.models import ProvisioningJob, Service
 from tests.factories import paid_webhook_services
 from tests.support.webhook_server import start_provider
-from tests.support.workers import kill, start_worker, stop_cleanly, wait_for
+from tests.support.workers import kill, queue_empty, start_worker, stop_cleanly, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -55,9 +55,10 @@ def test_jobs_of_killed_workers_complete_once_with_one_remote_resource_per_servi
                 not ProvisioningJob.objects.exclude(
                     status=ProvisioningJob.Status.SUCCEEDED
                 ).exists()
+                and queue_empty()  # the emails the jobs queued too
             ),
             timeout=45,
-            what="every job to succeed",
+            what="every job to succeed and the queue to empty",
         )
         stop_cleanly(workers)
     finally:

@@ -8,6 +8,9 @@ import subprocess
 import sys
 import time
 
+from django_tasks import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
+
 from .servers import ROOT, current_database_url
 
 
@@ -41,6 +44,17 @@ def wait_for(condition, *, timeout: float, what: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
+
+
+def queue_empty() -> bool:
+    """No task waits or runs: workers stopped now lose nothing.
+
+    A worker stopped between claiming a task and starting it would leave that
+    task "running" (django-tasks-db's worker exits at once when no task runs).
+    """
+    return not DBTaskResult.objects.filter(
+        status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING]
+    ).exists()
 
 
 def kill(worker: subprocess.Popen) -> None:

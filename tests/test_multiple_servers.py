@@ -1,56 +1,52 @@
-"""Two web servers on one PostgreSQL (and one Redis when it is installed) agree at once.
+"""A deployment on one PostgreSQL (and one Redis when it is installed) keeps its guarantees.
 
 Real gunicorn processes with the production settings, each with its own page
-cache unless Redis is there to share one: an order on one server shows its
-stock on the other, and a staff edit on one shows on the other, on the very
-next request. (Jobs run once across several workers, killed ones included:
-tests/subscriptions/test_dead_workers.py, real db_worker processes.)
+cache unless Redis is there to share one, and real `manage.py db_worker`
+processes: an order on one server shows its stock on the other, a staff edit on
+one shows on the other, on the very next request; and every provisioning job
+runs once across the workers, even when one is killed inside a provider call.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import time
-from html.parser import HTMLParser
-from pathlib import Path
+from collections import Counter
+from datetime import date
+from urllib.parse import urljoin
 
 import pytest
 import requests
 from django.conf import settings
-from django.db import connection
 from django.test import Client
 from django.urls import reverse
+from django_tasks_db.models import DBTaskResult
 
+from catalog.models import Package
+from payments.models import TestCardGateway
 from storefront.cache import catalog_changed
-from tests.factories import CatalogFactory, priced_package
+from subscriptions.events import Kind
+from subscriptions.models import ProvisioningJob, Service, ServiceEvent
+from tests.factories import CatalogFactory, WebhookInstanceFactory, priced_package, shop_package
+from tests.support.admin_forms import find_form
+from tests.support.servers import (
+    collect_static,
+    production_env,
+    start_gunicorn,
+    start_redis,
+    stop,
+    wait_until_serving,
+)
+from tests.support.webhook_server import start_provider
+from tests.support.workers import kill, queue_empty, start_worker, stop_cleanly, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[1]
 REDIS_SERVER = shutil.which("redis-server")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_serving(url: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the server exited"
-        try:
-            requests.get(url, timeout=5)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer")
+PASSWORD = "a-long-enough-passphrase-7"
+CARD = {"number": "4242 4242 4242 4242", "expiry": f"12/{date.today().year % 100 + 2:02d}",
+        "cvc": "123"}  # fmt: skip
 
 
 @pytest.fixture
@@ -59,80 +55,48 @@ def redis_url(tmp_path):
     if REDIS_SERVER is None:
         yield ""
         return
-    port = free_port()
-    server = subprocess.Popen(
-        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    server.terminate()
-    server.wait(timeout=10)
+    server, url = start_redis(REDIS_SERVER, tmp_path)
+    yield url
+    stop(server)
+
+
+@pytest.fixture(scope="module")
+def static_root(tmp_path_factory):
+    """Static files collected once, as a deployment does before its servers start."""
+    root = tmp_path_factory.mktemp("static")
+    # Only the file storage matters here: no database, no cache.
+    collect_static(production_env(secret_key="collectstatic", redis_url="", static_root=root))
+    return root
 
 
 @pytest.fixture
-def web_servers(redis_url, tmp_path):
-    """Two gunicorn servers (one worker each) on the test database: their base URLs."""
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "billing_site.settings.production",
+def deployment_env(redis_url, static_root):
+    """What every process of the deployment is started with, on the test database."""
+    return production_env(
         # The test's sessions are signed with the test settings' key.
-        "SECRET_KEY": settings.SECRET_KEY,
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SECURE_SSL_REDIRECT": "false",
-        "SECURE_COOKIES": "false",
-        "SECURE_HSTS_SECONDS": "0",
-        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:"
-        f"{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": redis_url,
-        # Production serves hashed static files from a manifest, as a deployment would
-        # after collectstatic: collected here into the test's own directory.
-        "STATIC_ROOT": str(tmp_path / "static"),
-    }
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
+        secret_key=settings.SECRET_KEY,
+        redis_url=redis_url,
+        static_root=static_root,
+        # A short lease, so a killed worker's job is taken again within seconds: 2 s,
+        # stretched to the Webhook's 2 s timeout + 5 s; a failed call is retried at once.
+        PROVISIONING_LEASE_SECONDS=2,
+        PROVISIONING_RETRY_BASE_SECONDS=0,
+        # Nobody reads the emails here; printed, they would fill the workers' pipes.
+        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
     )
-    servers, urls = [], []
-    for _ in range(2):
-        port = free_port()
-        servers.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "billing_site.wsgi:application",
-                    "--bind",
-                    f"127.0.0.1:{port}",
-                    "--workers",
-                    "1",
-                    "--log-level",
-                    "warning",
-                ],
-                cwd=ROOT,
-                env=env,
-            )  # fmt: skip
-        )
-        urls.append(f"http://127.0.0.1:{port}")
+
+
+@pytest.fixture
+def web_servers(deployment_env):
+    """Two gunicorn servers (one worker process each) on the test database: their base URLs."""
+    started = [start_gunicorn(deployment_env) for _ in range(2)]
     try:
-        for url, server in zip(urls, servers, strict=True):
+        for server, url in started:
             wait_until_serving(url + reverse("storefront:ping"), server)
-        yield urls
+        yield [url for _, url in started]
     finally:
-        for server in servers:
-            server.terminate()
-            server.wait(timeout=15)
+        for server, _ in started:
+            stop(server)
 
 
 def signed_in(user) -> requests.Session:
@@ -144,52 +108,6 @@ def signed_in(user) -> requests.Session:
         settings.SESSION_COOKIE_NAME, client.cookies[settings.SESSION_COOKIE_NAME].value
     )
     return session
-
-
-class FormReader(HTMLParser):
-    """The fields a browser would submit with the first form whose action is empty or ''."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fields: list[tuple[str, str]] = []
-        self.select: str | None = None
-        self.textarea: str | None = None
-        self.text = ""
-
-    def handle_starttag(self, tag, attrs):
-        attributes = dict(attrs)
-        name = attributes.get("name")
-        if tag == "input" and name:
-            kind = attributes.get("type", "text")
-            if kind in ("checkbox", "radio") and "checked" not in attributes:
-                return
-            if kind not in ("submit", "file", "button"):
-                self.fields.append(
-                    (name, attributes.get("value") or ("on" if kind == "checkbox" else ""))
-                )
-        elif tag == "select" and name:
-            self.select = name
-        elif tag == "option" and self.select and "selected" in attributes:
-            self.fields.append((self.select, attributes.get("value", "")))
-        elif tag == "textarea" and name:
-            self.textarea, self.text = name, ""
-
-    def handle_data(self, data):
-        if self.textarea:
-            self.text += data
-
-    def handle_endtag(self, tag):
-        if tag == "select":
-            self.select = None
-        elif tag == "textarea" and self.textarea:
-            self.fields.append((self.textarea, self.text.strip("\n")))
-            self.textarea = None
-
-
-def form_fields(html: str) -> list[tuple[str, str]]:
-    reader = FormReader()
-    reader.feed(html)
-    return reader.fields
 
 
 def stock_left(html: str) -> int | None:
@@ -228,13 +146,154 @@ def test_an_order_and_a_staff_edit_on_one_server_show_on_the_other_at_once(
         django_user_model.objects.create_superuser(username="staff", email="staff@example.com")
     )
     change = second + reverse("admin:catalog_catalog_change", args=[catalog.pk])
+    form = find_form(staff.get(change).text, form_id="catalog_form")
     fields = [
         (name, "Video and webinar services" if name == "name" else value)
-        for name, value in form_fields(staff.get(change).text)
-        if name != "_addanother"
+        for name, value in form.pairs
     ]
     answer = staff.post(change, data=fields, headers={"Referer": change}, allow_redirects=False)
     assert answer.status_code == 302, answer.text[:3000]
 
     assert "Video and webinar services" in requests.get(first + listing).text
     assert "Video and webinar services" in requests.get(first + page).text
+
+
+# --- customers in a browser, over HTTP -------------------------------------------------
+
+
+def browser_get(server: str, package: Package) -> str:
+    """The package page as an anonymous visitor gets it (from the page cache when built)."""
+    return requests.get(
+        server + reverse("storefront:package", args=[package.catalog.slug, package.slug])
+    ).text
+
+
+def sign_up(server: str, email: str) -> requests.Session:
+    """A new browser signs up on `server`: it comes back signed in."""
+    browser = requests.Session()
+    url = server + reverse("signup")
+    form = find_form(browser.get(url).text, having="password1")
+    typed = {"email": email, "password1": PASSWORD, "password2": PASSWORD}
+    answer = browser.post(
+        url, [(name, typed.get(name, value)) for name, value in form.pairs], allow_redirects=False
+    )
+    assert answer.status_code == 302, answer.text[:2000]
+    return browser
+
+
+def order(browser: requests.Session, server: str, package: Package, *, quantity: int) -> str:
+    """Choose on the package page, place the order on the checkout: the invoice page's URL."""
+    page = server + reverse("storefront:package", args=[package.catalog.slug, package.slug])
+    choice = find_form(browser.get(page).text, form_id="order-form")
+    chosen = [(name, value) for name, value in choice.pairs if name != "quantity"]
+    checkout = browser.get(urljoin(page, choice.action), params=[*chosen, ("quantity", quantity)])
+    assert checkout.status_code == 200, checkout.text[:2000]
+    typed = {"checkout-label": "team-room"}
+    place = find_form(checkout.text, form_id="place-order")
+    answer = browser.post(
+        checkout.url,
+        [(name, typed.get(name, value)) for name, value in place.pairs],
+        allow_redirects=False,
+    )
+    assert answer.status_code == 302, answer.text[:2000]
+    return urljoin(checkout.url, answer.headers["Location"])
+
+
+def pay_by_card(browser: requests.Session, invoice_page: str, *, on: str) -> None:
+    """Pay the invoice with the test gateway's card; the form is posted to server `on`."""
+    form = find_form(browser.get(invoice_page).text, having="attempt_key")
+    answer = browser.post(
+        urljoin(on, form.action),
+        [(name, CARD.get(name.rpartition("-")[2], value)) for name, value in form.pairs],
+        allow_redirects=False,
+    )
+    assert answer.status_code == 302, answer.text[:2000]
+
+
+def test_two_servers_and_two_workers_provision_every_order_once_when_a_worker_dies_mid_call(
+    web_servers, deployment_env
+):
+    first, second = web_servers
+    provider = start_provider(delay=0.2)
+    package, _, _ = shop_package(
+        catalog=CatalogFactory(name="Video rooms", slug="rooms"),
+        name="Team room",
+        stock_qty=10,
+        allow_quantity="multiple",
+        provider_instance=WebhookInstanceFactory(url=provider.url, timeout_seconds=2),
+        provisioning_options={"plan_code": "pro", "region": "", "send_settings": True},
+    )
+    TestCardGateway.objects.create(name="Test card", currencies="USD,EUR")
+    catalog_changed()
+    workers: list[subprocess.Popen] = []
+    try:
+        workers = [start_worker(**deployment_env), start_worker(**deployment_env)]
+        # The provider keeps the calls it gets, so both workers are inside one when one dies.
+        provider.hold()
+        assert stock_left(browser_get(second, package)) == 10  # now in its page cache
+        ann = sign_up(first, "ann@example.com")
+        pay_by_card(ann, order(ann, first, package, quantity=3), on=first)
+        assert stock_left(browser_get(second, package)) == 7
+        wait_for(lambda: provider.in_flight() == 2, timeout=30, what="both workers mid-call")
+        kill(workers.pop(0))
+        # What `restart: unless-stopped` does; the dead worker's job waits for its lease.
+        workers.append(start_worker(**deployment_env))
+        provider.release()
+
+        # Another customer's visit moves between the servers, as behind a load balancer.
+        bob = sign_up(second, "bob@example.com")
+        pay_by_card(bob, order(bob, second, package, quantity=3), on=first)
+
+        wait_for(
+            lambda: (
+                ProvisioningJob.objects.count() == 6
+                and not ProvisioningJob.objects.exclude(
+                    status=ProvisioningJob.Status.SUCCEEDED
+                ).exists()
+                and queue_empty()  # the emails the jobs queued too
+            ),
+            timeout=40,
+            what="every job to succeed and the queue to empty",
+        )
+        stop_cleanly(workers)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:  # the test failed: leave no worker behind
+                kill(worker)
+        provider.release()
+        provider.server.shutdown()
+        provider.server.server_close()
+
+    services = list(Service.objects.all())
+    assert len(services) == 6
+    assert {service.status for service in services} == {Service.Status.ACTIVE}
+    # One remote resource per service: the provider saw each idempotency key create once.
+    built_for = Counter(service_id for service_id, _ in provider.resources.values())
+    assert built_for == Counter(str(service.uuid) for service in services)
+    jobs = list(ProvisioningJob.objects.select_related("service"))
+    calls = Counter(call.key for call in provider.calls)
+    # The killed worker lost one job mid-call; the sweep queued it again with its key.
+    assert sum(job.workers_lost for job in jobs) == 1
+    for job in jobs:
+        assert job.attempts == job.workers_lost + 1
+        assert calls[str(job.idempotency_key)] == job.attempts
+        assert job.service.remote_id == provider.resources[str(job.idempotency_key)][1]
+    # Each job completed once: one success on each service's timeline.
+    succeeded = Counter(
+        ServiceEvent.objects.filter(kind=Kind.JOB_SUCCEEDED).values_list("service", flat=True)
+    )
+    assert succeeded == Counter(service.pk for service in services)
+    # The dead worker's task row was closed (the queue emptied); the jobs ran on more
+    # than one worker.
+    lost = DBTaskResult.objects.get(exception_class_path="subscriptions.jobs.WorkerLost")
+    done = DBTaskResult.objects.filter(return_value="done")
+    assert done.count() == 6
+    assert len({row.worker_ids[-1] for row in [lost, *done]}) >= 2
+
+    # Both servers show the stock the database holds: 10 less two orders of 3.
+    package.refresh_from_db()
+    assert package.stock_qty == 4
+    listing = reverse("storefront:catalog", args=[package.catalog.slug])
+    for server in (first, second):
+        assert stock_left(browser_get(server, package)) == package.stock_qty
+        assert stock_left(requests.get(server + listing).text) == package.stock_qty

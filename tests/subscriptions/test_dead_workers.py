@@ -7,7 +7,6 @@ replaced, as an out-of-memory killer or a lost machine would.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import time
 from collections import Counter
@@ -19,7 +18,7 @@ from django_tasks_db.models import DBTaskResult
 from subscriptions.models import ProvisioningJob, Service
 from tests.factories import paid_webhook_services
 from tests.support.webhook_server import start_provider
-from tests.support.workers import start_worker
+from tests.support.workers import kill, queue_empty, start_worker, stop_cleanly, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -31,18 +30,6 @@ WORKER_ENV = {
     "PROVISIONING_MAX_ATTEMPTS": 50,
     "PROVISIONING_RETRY_BASE_SECONDS": 0,
 }
-
-
-def wait_for(condition, *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-def kill(worker: subprocess.Popen) -> None:
-    worker.send_signal(signal.SIGKILL)
-    worker.communicate(timeout=10)
 
 
 def test_jobs_of_killed_workers_complete_once_with_one_remote_resource_per_service(customer):
@@ -68,14 +55,12 @@ def test_jobs_of_killed_workers_complete_once_with_one_remote_resource_per_servi
                 not ProvisioningJob.objects.exclude(
                     status=ProvisioningJob.Status.SUCCEEDED
                 ).exists()
+                and queue_empty()  # the emails the jobs queued too
             ),
             timeout=45,
-            what="every job to succeed",
+            what="every job to succeed and the queue to empty",
         )
-        for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-            output, _ = worker.communicate(timeout=20)
-            assert worker.returncode == 0, output
+        stop_cleanly(workers)
     finally:
         for worker in workers:
             if worker.poll() is None:  # the test failed: leave no worker behind

@@ -1,29 +1,49 @@
-"""Submitting admin pages as a browser would: the form's own fields, some changed."""
+"""Submitting pages as a browser would: a form's own fields, some changed."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
 
-class FormFields(HTMLParser):
-    """The (name, value) pairs a browser submits for one form of a page, buttons aside."""
+@dataclass
+class Form:
+    attrs: dict
+    pairs: list[tuple[str, str]] = field(default_factory=list)
 
-    def __init__(self, form_id: str):
+    @property
+    def action(self) -> str:
+        """Where the browser posts it: its action, or the page itself when it has none."""
+        return self.attrs.get("action") or ""
+
+    def names(self) -> set[str]:
+        return {name for name, _ in self.pairs}
+
+
+class FormFields(HTMLParser):
+    """The (name, value) pairs a browser submits for each form of a page, buttons aside."""
+
+    def __init__(self):
         super().__init__(convert_charrefs=True)
-        self.form_id = form_id
-        self.inside = False
-        self.pairs: list[tuple[str, str]] = []
+        self.forms: list[Form] = []
+        self.form: Form | None = None
         self.select: dict | None = None
         self.options: list[tuple[str, bool]] = []
         self.option: dict | None = None
         self.textarea: dict | None = None
         self.text = ""
 
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        assert self.form is not None
+        return self.form.pairs
+
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         if tag == "form":
-            self.inside = attrs.get("id") == self.form_id
-        elif not self.inside or "disabled" in attrs:
+            self.form = Form(attrs)
+            self.forms.append(self.form)
+        elif self.form is None or "disabled" in attrs:
             return
         elif tag == "input" and "name" in attrs:
             kind = attrs.get("type", "text")
@@ -46,7 +66,7 @@ class FormFields(HTMLParser):
 
     def handle_endtag(self, tag):
         if tag == "form":
-            self.inside = False
+            self.form = None
         elif tag == "option" and self.option is not None:
             value = self.option.get("value", self.text.strip())
             self.options.append((value, "selected" in self.option))
@@ -63,11 +83,23 @@ class FormFields(HTMLParser):
             self.textarea = None
 
 
+def find_form(html: str, *, form_id: str = "", having: str = "") -> Form:
+    """The page's form with this id, or the one with a field named `having`."""
+    parser = FormFields()
+    parser.feed(html)
+    found = [
+        form
+        for form in parser.forms
+        if (not form_id or form.attrs.get("id") == form_id)
+        and (not having or having in form.names())
+    ]
+    assert len(found) == 1, f"{len(found)} forms match id={form_id!r} having={having!r}"
+    return found[0]
+
+
 def page_data(response, form_id: str) -> dict[str, list[str]]:
-    parser = FormFields(form_id)
-    parser.feed(response.content.decode())
     data: dict[str, list[str]] = {}
-    for name, value in parser.pairs:
+    for name, value in find_form(response.content.decode(), form_id=form_id).pairs:
         data.setdefault(name, []).append(value)
     return data
 

@@ -86,11 +86,23 @@ class StandInProvider:
     # Idempotency key -> (service id, remote id) of the resource built for it.
     resources: dict[str, tuple[str, str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Closed by hold(): calls wait inside the provider until release(), so a test
+    # knows which workers are mid-call when it kills one.
+    gate: threading.Event = field(default_factory=threading.Event)
 
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}/hook"
+
+    def hold(self) -> None:
+        self.gate.clear()
+
+    def release(self) -> None:
+        self.gate.set()
+
+    def in_flight(self) -> int:
+        return self.in_flight_since(0.0)
 
     def in_flight_since(self, moment: float) -> int:
         """Calls received after `moment` that the provider has not answered yet."""
@@ -113,6 +125,7 @@ def start_provider(*, delay: float) -> StandInProvider:
                 _, remote_id = provider.resources.setdefault(
                     key, (service_id, f"vm-{len(provider.resources) + 1}")
                 )
+            provider.gate.wait(timeout=30)
             time.sleep(provider.delay)
             with provider.lock:
                 call.answered = True
@@ -132,5 +145,6 @@ def start_provider(*, delay: float) -> StandInProvider:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     provider = StandInProvider(server=server, delay=delay)
+    provider.release()
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return provider

@@ -38,7 +38,7 @@ from .events import Kind, service_event_record, status_changed
 from .models import ProvisioningJob, Service
 from .notifications import notify_service
 from .periods import add_interval, anchored_period_end, first_paid_period_start
-from .queueing import tasks_enqueue_many
+from .queueing import tasks_enqueue_many, tasks_requeue_abandoned
 
 MAX_BACKOFF_SECONDS = 3600
 # Beyond the plugin's own timeout: time to record the outcome once the call returns.
@@ -544,7 +544,8 @@ def _is_uuid(value: str) -> bool:
 
 
 def provisioning_jobs_sweep(*, now: datetime | None = None) -> str:
-    """Requeue the jobs whose worker stopped; every worker runs this every few seconds.
+    """Requeue the jobs (and other tasks) whose worker stopped; every worker runs this
+    every few seconds.
 
     Safe to run from many workers at once: each job is taken under its row lock
     and only while its lease has run out.
@@ -556,9 +557,15 @@ def provisioning_jobs_sweep(*, now: datetime | None = None) -> str:
     ]
     stale_tasks = _fail_stale_task_rows(now)
     orphans = _requeue_orphans(now)
+    abandoned = tasks_requeue_abandoned(
+        now=now,
+        older_than=timedelta(seconds=settings.TASKS_ABANDONED_AFTER_SECONDS),
+        except_paths=[run_provisioning_job.module_path, LEGACY_TASK_PATH],
+    )
     requeued = sum(outcome.startswith("retry") for outcome in outcomes)
     gave_up = sum(outcome.startswith("failed") for outcome in outcomes)
     return (
         f"{requeued} lost job(s) queued again, {gave_up} given up, "
-        f"{stale_tasks} stale task(s) closed, {orphans} orphaned job(s) queued again"
+        f"{stale_tasks} stale task(s) closed, {orphans} orphaned job(s) queued again, "
+        f"{abandoned} abandoned task(s) queued again"
     )

@@ -8,7 +8,10 @@ change, so they commit with it exactly as `enqueue`'s rows do.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
+from django_tasks import TaskResultStatus
 from django_tasks.base import Task
 from django_tasks_db.models import DBTaskResult, get_date_max
 
@@ -39,3 +42,24 @@ def tasks_enqueue_many(
         for task_id, (args, kwargs) in zip(ids, calls, strict=True)
     )
     return ids
+
+
+def tasks_requeue_abandoned(
+    *, now: datetime, older_than: timedelta, except_paths: Iterable[str]
+) -> int:
+    """Queue again the task rows a dead worker left "running"; how many.
+
+    django-tasks-db records no heartbeat, so a worker SIGKILLed mid-task (or
+    stopped by SIGTERM between claiming a task and starting it, which its
+    worker does not guard) leaves the row running for ever and the task never
+    runs. Rows started longer ago than `older_than` are taken to be lost.
+    `except_paths` names the tasks with a lease of their own (provisioning jobs),
+    which their own sweep judges exactly.
+    """
+    return (
+        DBTaskResult.objects.filter(
+            status=TaskResultStatus.RUNNING, started_at__lt=now - older_than
+        )
+        .exclude(task_path__in=list(except_paths))
+        .update(status=TaskResultStatus.READY, started_at=None)
+    )

@@ -170,6 +170,11 @@ PROVISIONING_RETRY_BASE_SECONDS = env_int("PROVISIONING_RETRY_BASE_SECONDS", 30)
 # any live worker, every quarter lease (at most 15 s). The default retries a
 # lost job within 75 s.
 PROVISIONING_LEASE_SECONDS = env_int("PROVISIONING_LEASE_SECONDS", 60)
+# Other tasks (emails, saved-card charges, billing runs) have no lease: one still
+# "running" this long after it started lost its worker, and the sweep queues it
+# again. They are safe to run twice (charges carry idempotency keys, a billing run
+# bills what is due); at worst an email arrives twice, never not at all.
+TASKS_ABANDONED_AFTER_SECONDS = env_int("TASKS_ABANDONED_AFTER_SECONDS", 30 * 60)
 
 # The billing run reminds customers this many days ahead of a trial's end and
 # of a renewal (0 sends no reminders).

@@ -29,6 +29,7 @@ from subscriptions.jobs import (
 )
 from subscriptions.models import ProvisioningJob, Service
 from tests.factories import WebhookInstanceFactory, paid_webhook_services
+from tests.support.jobs import notification_tasks, send_queued_notifications
 
 pytestmark = pytest.mark.django_db
 LEASE = timedelta(seconds=60)
@@ -88,11 +89,7 @@ def test_a_job_whose_lease_still_holds_is_left_to_its_worker(customer):
     job.refresh_from_db()
     assert job.status == ProvisioningJob.Status.RUNNING and job.workers_lost == 0
     assert DBTaskResult.objects.get(id=job.task_id).status == TaskResultStatus.RUNNING
-    assert DBTaskResult.objects.count() == 1 + notification_tasks()
-
-
-def notification_tasks() -> int:
-    return DBTaskResult.objects.filter(task_path__endswith="send_notifications").count()
+    assert DBTaskResult.objects.count() == 1 + notification_tasks().count()
 
 
 def test_a_service_whose_job_keeps_losing_its_worker_is_flagged_for_staff(customer, settings):
@@ -234,3 +231,29 @@ def test_staff_retry_a_job_whose_worker_stopped_from_the_service_list(customer, 
     assert "1 job(s) queued again." in response.content.decode()
     job.refresh_from_db()
     assert job.status == ProvisioningJob.Status.QUEUED and job.lease_token is None
+
+
+def test_an_email_task_whose_worker_died_is_queued_again_after_the_abandon_time(
+    settings, customer, mailoutbox
+):
+    settings.TASKS_ABANDONED_AFTER_SECONDS = 1800
+    (service,) = paid_webhook_services(customer, "http://127.0.0.1:9/hook")
+    emails = list(notification_tasks().ready())
+    assert emails  # "order placed" and "invoice created"
+    for email in emails:
+        email.claim("worker-that-dies")  # claimed, then the worker was SIGKILLed
+    claimed_at = DBTaskResult.objects.get(pk=emails[0].pk).started_at
+
+    # Still within the abandon time, the task may be running yet: left alone.
+    provisioning_jobs_sweep(now=claimed_at + timedelta(seconds=1799))
+    assert not notification_tasks().ready().exists()
+
+    outcome = provisioning_jobs_sweep(now=claimed_at + timedelta(seconds=1801))
+
+    assert f"{len(emails)} abandoned task(s) queued again" in outcome
+    # Provisioning tasks are the job sweep's to judge, never requeued blindly.
+    assert DBTaskResult.objects.get(id=service.jobs.get().task_id).status == (
+        TaskResultStatus.READY
+    )
+    send_queued_notifications()
+    assert mailoutbox and all(message.to == [customer.email] for message in mailoutbox)

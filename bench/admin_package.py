@@ -16,7 +16,11 @@ user in and, through the whole Django stack (middleware, admin, templates):
 Prints the median, min and max of each (the process's CPU time, which is the
 whole request's cost as SQLite runs in this process, and wall-clock time
 beside it), the HTML size and each request's query count. Target: GET under
-300 ms. --profile prints the 30 costliest functions of one request instead.
+300 ms. --profile prints the costliest functions of one request instead.
+
+With DATABASE_URL pointing at PostgreSQL the same runs use a throwaway test
+database there (the CPU figure is then this process's share only; the wall
+time includes PostgreSQL's).
 """
 
 from __future__ import annotations
@@ -205,8 +209,10 @@ def main() -> None:
         print(summary(label, cpu, wall) + f"   {query_count} queries")
     html = results["GET"][3].content
     print(f"  HTML  {len(html) / 1024:6.1f} KB")
-    median = statistics.median(results["GET"][0])
-    print(f"{'meets' if median < 300 else 'MISSES'} the target (GET < 300 ms)")
+    cpu_median = statistics.median(results["GET"][0])
+    wall_median = statistics.median(results["GET"][1])
+    verdict = "meets" if max(cpu_median, wall_median) < 300 else "MISSES"
+    print(f"{verdict} the target (GET < 300 ms, CPU and wall-clock medians)")
 
 
 if __name__ == "__main__":

@@ -41,13 +41,14 @@ def main() -> None:
     from django.core.cache import cache
     from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext, setup_databases, setup_test_environment
+    from django.test.utils import CaptureQueriesContext, setup_databases
     from django.urls import reverse
 
     from catalog.demo import load_large_catalog
     from storefront.cache import catalog_changed
 
-    setup_test_environment()
+    # No setup_test_environment(): its signal on every template render is a test
+    # client's cost, not the server's (the client reads no response.context here).
     setup_databases(verbosity=0, interactive=False)
     catalog, _ = load_large_catalog(packages=args.packages)
     catalog_changed()

@@ -22,10 +22,12 @@ from .forms import (
     AMOUNT_HELP,
     AMOUNT_LABELS,
     AuditTrailFilterForm,
+    InlineRowForm,
     PackageAdminForm,
     PackageOrderForm,
     PackagePriceFormSet,
     PackagePriceInlineForm,
+    StoredRowsFormSet,
     VariantPriceInlineForm,
     amount_field_names,
 )
@@ -79,6 +81,9 @@ def warn_after_save(request, warnings: list[str]) -> None:
 
 class CachedChoicesInline(admin.TabularInline):
     """Reads each foreign key's choices once per page instead of once per row."""
+
+    form = InlineRowForm
+    formset = StoredRowsFormSet
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)

@@ -44,7 +44,7 @@ from tests.factories import (
     WebhookInstanceFactory,
     priced_package,
 )
-from tests.support.admin_forms import submit
+from tests.support.admin_forms import page_data, submit
 
 pytestmark = pytest.mark.django_db
 
@@ -200,8 +200,8 @@ class TestSummary:
         package.refresh_from_db()
         assert package.package_settings == {"cpu": 2, "ram_gb": 4.5, "backups": True, "image": "42"}
         assert package.package_metadata == {"crm_product_id": "VPS-M"}
-        page = staff_client.get(package_url(package)).content.decode()
-        assert "cpu = 2\nram_gb = 4.5\nbackups = true\nimage = &quot;42&quot;" in page
+        shown = page_data(staff_client.get(package_url(package)), "package_form")
+        assert shown["package_settings"] == ['cpu = 2\nram_gb = 4.5\nbackups = true\nimage = "42"']
 
     @pytest.mark.parametrize(
         ("text", "message"),
@@ -874,3 +874,33 @@ def test_one_and_twenty_options_and_variants_cost_the_same_queries(staff_client)
             assert staff_client.get(url).status_code == 200
         counts.append(len(queries))
     assert counts[0] == counts[1]
+
+
+# Session and user; the package and its rows, read once to show the post back if
+# it fails and once to save; the choices of each select; the warnings' reads.
+PACKAGE_SAVE_QUERIES = 50
+
+
+@pytest.mark.parametrize("size", [1, 20])
+def test_saving_the_package_page_unchanged_costs_the_same_queries_for_any_number_of_options(
+    staff_client, django_assert_num_queries, size
+):
+    url = package_url(package_with(size))
+    data = page_data(staff_client.get(url), "package_form")
+    with django_assert_num_queries(PACKAGE_SAVE_QUERIES):
+        response = staff_client.post(url, data)
+    assert_saved(response)
+
+
+def test_a_pricing_row_of_another_package_cannot_be_posted_in_place_of_this_ones(
+    staff_client, package
+):
+    other = monthly(priced_package())
+    response = submit_package(
+        staff_client, package, {"prices-0-id": other.pk, "prices-0-name": "Taken over"}
+    )
+    assert page_errors(response)["prices-0-id"] == [
+        "Select a valid choice. That choice is not one of the available choices."
+    ]
+    other.refresh_from_db()
+    assert other.name == "Monthly"

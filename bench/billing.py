@@ -3,7 +3,8 @@
     .venv/bin/python bench/billing.py [--counts 10000,30000,100000] [--port 55498]
 
 BENCH_SLOW=1 prints each query slower than 0.3 s; BENCH_PROFILE=1 prints the
-first run's profile (cProfile, by cumulative time).
+first run's profile (cProfile, by cumulative time); BENCH_PROFILE=path.prof
+also saves it there, for `python -m pstats path.prof`.
 
 For each count N it populates N due monthly services (two per customer, in
 grace-period packages, as a host's cron finds them), then times the first run
@@ -167,6 +168,8 @@ def one(count: int) -> None:
                 # BENCH_PROFILE=1 prints where the first run spends its time.
                 profile = cProfile.Profile()
                 run = profile.runcall(services_run_billing, now=now)
+                if os.environ["BENCH_PROFILE"].endswith(".prof"):
+                    profile.dump_stats(os.environ["BENCH_PROFILE"])
                 pstats.Stats(profile, stream=sys.stderr).sort_stats("cumulative").print_stats(40)
             else:
                 run = services_run_billing(now=now)

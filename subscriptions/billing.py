@@ -235,27 +235,48 @@ def service_bill_now(*, service: Service) -> Invoice:
 
 
 def _grace_candidates(now: datetime):
-    """(service id, earliest overdue invoice id) of each trial or active service with an
-    invoice unpaid past its due date, in service order, streamed.
+    """Batches of ids of trial or active services billed on an invoice unpaid past its due date.
 
-    Read from the unpaid invoices' lines (the partial index on unpaid due dates
-    finds them), not per service: a run with nothing to do reads only the
-    few invoices still overdue.
+    Found from the overdue invoices (the partial index on unpaid due dates finds
+    them, so a run with nothing to do reads only those still overdue), a batch
+    of invoices at a time: a query joining lines, invoices and services over
+    the whole set would be planned with the statistics of before the run, and
+    right after a run billed thousands of services they say those tables are empty.
     """
+    overdue = (
+        Invoice.objects.filter(status=Invoice.Status.UNPAID, due_at__lte=now)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    for invoice_ids in _batches(overdue.iterator(chunk_size=BATCH_SIZE), BATCH_SIZE):
+        service_ids = (
+            InvoiceLine.objects.filter(
+                invoice_id__in=invoice_ids,
+                service__status__in=[Service.Status.TRIAL, Service.Status.ACTIVE],
+            )
+            .order_by("service_id")
+            .values_list("service_id", flat=True)
+            .distinct()
+        )
+        yield from _batches(service_ids, BATCH_SIZE)
+
+
+def _earliest_overdue_invoices(service_ids: list[int], now: datetime) -> dict[int, Invoice]:
+    """Each service's earliest invoice unpaid past its due date, the one grace counts from."""
     rows = (
         InvoiceLine.objects.filter(
+            service_id__in=service_ids,
             invoice__status=Invoice.Status.UNPAID,
             invoice__due_at__lte=now,
-            service__status__in=[Service.Status.TRIAL, Service.Status.ACTIVE],
         )
         .order_by("service_id", "invoice__due_at", "invoice_id")
         .values_list("service_id", "invoice_id")
     )
-    last = None
-    for service_id, invoice_id in rows.iterator(chunk_size=BATCH_SIZE):
-        if service_id != last:
-            last = service_id
-            yield service_id, invoice_id
+    earliest: dict[int, int] = {}
+    for service_id, invoice_id in rows:
+        earliest.setdefault(service_id, invoice_id)
+    invoices = Invoice.objects.in_bulk(earliest.values())
+    return {service_id: invoices[invoice_id] for service_id, invoice_id in earliest.items()}
 
 
 def _batches(rows, size: int):
@@ -275,25 +296,22 @@ def _services_enter_grace(run: BillingRun, now: datetime) -> None:
     The grace period is the one snapshotted at order time and counts from the
     earliest overdue invoice; the customers are told in one task per batch.
     Each batch locks its services (SKIP LOCKED: another run has them) and reads
-    their invoices again under the lock, so a payment that got there first wins.
+    their invoices again under the lock, so a payment that got there first
+    wins; a service met again on a later batch of invoices is in grace by then.
     """
     packages = _Packages()
-    for candidates in _batches(_grace_candidates(now), BATCH_SIZE):
-        overdue_of = dict(candidates)
+    for candidates in _grace_candidates(now):
         with transaction.atomic():
             services = list(
                 Service.objects.filter(
-                    pk__in=overdue_of, status__in=[Service.Status.TRIAL, Service.Status.ACTIVE]
+                    pk__in=candidates, status__in=[Service.Status.TRIAL, Service.Status.ACTIVE]
                 )
                 .only(*RUN_FIELDS)
                 .order_by("pk")
                 .select_for_update(skip_locked=True, of=("self",))
             )
-            invoices = Invoice.objects.filter(
-                pk__in=[overdue_of[service.pk] for service in services],
-                status=Invoice.Status.UNPAID,
-            ).in_bulk()
-            batch = [service for service in services if overdue_of[service.pk] in invoices]
+            overdue = _earliest_overdue_invoices([service.pk for service in services], now)
+            batch = [service for service in services if service.pk in overdue]
             if not batch:
                 continue
             packages.attach(batch)
@@ -301,7 +319,7 @@ def _services_enter_grace(run: BillingRun, now: datetime) -> None:
             for service in batch:
                 service.status = Service.Status.GRACE
                 service.grace_ends_at = add_interval(
-                    invoices[overdue_of[service.pk]].due_at,
+                    overdue[service.pk].due_at,
                     service.grace_period,
                     service.grace_interval or "day",
                 )
@@ -323,9 +341,7 @@ def _services_enter_grace(run: BillingRun, now: datetime) -> None:
             )
             notify_many(
                 service_notice(
-                    NotificationEvent.PAYMENT_OVERDUE,
-                    service,
-                    invoice=invoices[overdue_of[service.pk]],
+                    NotificationEvent.PAYMENT_OVERDUE, service, invoice=overdue[service.pk]
                 )
                 for service in batch
             )

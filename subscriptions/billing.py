@@ -73,6 +73,25 @@ RUN_FIELDS = (
     # Read by every service notice (the termination date of the dunning emails).
     "terminates_at",
 )
+# What entering grace reads: a service notice's fields (notifications.service_notice) and
+# the grace sold; a batch of services read with these loads a third less than RUN_FIELDS.
+GRACE_FIELDS = (
+    "pk",
+    "customer_id",
+    "package_id",
+    "status",
+    "package_name",
+    "price_name",
+    "price_type",
+    "recurring_amount",
+    "recurring_amount_currency",
+    "trial_ends_at",
+    "current_period_end",
+    "grace_period",
+    "grace_interval",
+    "grace_ends_at",
+    "terminates_at",
+)
 
 
 def invoice_lead_time() -> timedelta:
@@ -275,7 +294,10 @@ def _earliest_overdue_invoices(service_ids: list[int], now: datetime) -> dict[in
     earliest: dict[int, int] = {}
     for service_id, invoice_id in rows:
         earliest.setdefault(service_id, invoice_id)
-    invoices = Invoice.objects.in_bulk(earliest.values())
+    # What the notice quotes of the invoice, and grace counts from.
+    invoices = Invoice.objects.only("number", "total", "total_currency", "due_at").in_bulk(
+        earliest.values()
+    )
     return {service_id: invoices[invoice_id] for service_id, invoice_id in earliest.items()}
 
 
@@ -306,7 +328,7 @@ def _services_enter_grace(run: BillingRun, now: datetime) -> None:
                 Service.objects.filter(
                     pk__in=candidates, status__in=[Service.Status.TRIAL, Service.Status.ACTIVE]
                 )
-                .only(*RUN_FIELDS)
+                .only(*GRACE_FIELDS)
                 .order_by("pk")
                 .select_for_update(skip_locked=True, of=("self",))
             )
@@ -380,25 +402,37 @@ def _reminder_window(now: datetime) -> tuple[datetime, datetime]:
     return now, now + timedelta(days=settings.BILLING_REMINDER_DAYS)
 
 
-def _services_send_trial_reminders(run: BillingRun, after: datetime, until: datetime) -> None:
-    """Tell customers their trial ends soon, once per trial end, a batch per transaction.
+def _services_remind(due, *, mark: dict[str, F], notices) -> int:
+    """Lock a batch of `due` services at a time, mark them reminded, queue `notices(batch)`.
 
-    The trial end is recorded even when the package's preferences leave the email out.
+    SKIP LOCKED and the mark in the batch's transaction: a run racing another
+    sends each reminder once. Returns the number of notices queued.
     """
-    due = Service.objects.trial_reminder_due(after=after, until=until).only(*RUN_FIELDS)
+    due = due.only(*RUN_FIELDS)
     packages = _Packages()
+    sent = 0
     while True:
         with transaction.atomic():
             batch = list(due.select_for_update(skip_locked=True, of=("self",))[:BATCH_SIZE])
             if not batch:
-                return
-            Service.objects.filter(pk__in=[service.pk for service in batch]).update(
-                trial_reminder_sent_for=F("trial_ends_at")
-            )
+                return sent
+            Service.objects.filter(pk__in=[service.pk for service in batch]).update(**mark)
             packages.attach(batch)
-            run.trial_reminders += notify_many(
-                service_notice(NotificationEvent.TRIAL_ENDING, service) for service in batch
-            )
+            sent += notify_many(notices(batch))
+
+
+def _services_send_trial_reminders(run: BillingRun, after: datetime, until: datetime) -> None:
+    """Tell customers their trial ends soon, once per trial end.
+
+    The trial end is recorded even when the package's preferences leave the email out.
+    """
+    run.trial_reminders += _services_remind(
+        Service.objects.trial_reminder_due(after=after, until=until),
+        mark={"trial_reminder_sent_for": F("trial_ends_at")},
+        notices=lambda batch: (
+            service_notice(NotificationEvent.TRIAL_ENDING, service) for service in batch
+        ),
+    )
 
 
 def _renewal_notice(service: Service, change: PlanChange | None) -> Notice:
@@ -419,30 +453,26 @@ def _renewal_notice(service: Service, change: PlanChange | None) -> Notice:
     )
 
 
+def _renewal_notices(batch: list[Service]) -> list[Notice]:
+    """The renewal reminders of a batch, each quoting the downgrade its renewal bills, if any."""
+    ends = {service.pk: service.current_period_end for service in batch}
+    changes: dict[int, PlanChange] = {}
+    for change in PlanChange.objects.filter(
+        service_id__in=ends, status=PlanChange.Status.SCHEDULED
+    ).order_by("effective_at", "pk"):
+        end = ends[change.service_id]
+        if end is not None and change.effective_at <= end:
+            changes.setdefault(change.service_id, change)
+    return [_renewal_notice(service, changes.get(service.pk)) for service in batch]
+
+
 def _services_send_renewal_reminders(run: BillingRun, after: datetime, until: datetime) -> None:
-    """Tell customers their service renews soon, once per period end, a batch per transaction."""
-    due = Service.objects.renewal_reminder_due(after=after, until=until).only(*RUN_FIELDS)
-    packages = _Packages()
-    while True:
-        with transaction.atomic():
-            batch = list(due.select_for_update(skip_locked=True, of=("self",))[:BATCH_SIZE])
-            if not batch:
-                return
-            Service.objects.filter(pk__in=[service.pk for service in batch]).update(
-                renewal_reminder_sent_for=F("current_period_end")
-            )
-            packages.attach(batch)
-            ends = {service.pk: service.current_period_end for service in batch}
-            changes: dict[int, PlanChange] = {}
-            for change in PlanChange.objects.filter(
-                service_id__in=ends, status=PlanChange.Status.SCHEDULED
-            ).order_by("effective_at", "pk"):
-                end = ends[change.service_id]
-                if end is not None and change.effective_at <= end:
-                    changes.setdefault(change.service_id, change)
-            run.renewal_reminders += notify_many(
-                _renewal_notice(service, changes.get(service.pk)) for service in batch
-            )
+    """Tell customers their service renews soon, once per period end."""
+    run.renewal_reminders += _services_remind(
+        Service.objects.renewal_reminder_due(after=after, until=until),
+        mark={"renewal_reminder_sent_for": F("current_period_end")},
+        notices=_renewal_notices,
+    )
 
 
 def _services_send_reminders(run: BillingRun, now: datetime) -> None:

@@ -44,10 +44,12 @@ def rows_insert(
             batch_size=SQLITE_BATCH,
         )
         return [instance.pk for instance in created]
+    fields = {field.attname: field for field in model._meta.concrete_fields}
+    # JSON is encoded as its field would (its encoder; None is SQL NULL, as Django stores it).
     json_at = [
-        index
-        for index, column in enumerate(columns)
-        if isinstance(model._meta.get_field(column), models.JSONField)
+        (index, field.encoder)
+        for index, field in enumerate(fields[column] for column in columns)
+        if isinstance(field, models.JSONField)
     ]
     defaults = _defaults(model, columns)
     ids: list[int] = []
@@ -61,7 +63,7 @@ def rows_insert(
             ids = [row[0] for row in cursor.fetchall()]
         names = [
             *(["id"] if with_ids else []),
-            *(model._meta.get_field(column).column for column in columns),
+            *(_column(fields[column]) for column in columns),
             *defaults,
         ]
         tail = tuple(defaults.values())
@@ -70,8 +72,9 @@ def rows_insert(
             with cursor.cursor.copy(sql) as copy:  # psycopg's cursor: COPY is no DB-API call
                 for number, row in enumerate(rows):
                     values = list(row)
-                    for index in json_at:
-                        values[index] = json.dumps(values[index])
+                    for index, encoder in json_at:
+                        if values[index] is not None:
+                            values[index] = json.dumps(values[index], cls=encoder)
                     copy.write_row((*([ids[number]] if with_ids else []), *values, *tail))
 
         # Through the connection's execute wrappers, as Django runs a query, so
@@ -95,7 +98,7 @@ def _defaults(model: type[models.Model], columns: Sequence[str]) -> dict[str, An
         if field.primary_key or field.attname in given or field.name in given:
             continue
         if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            defaults[field.column] = now
+            defaults[_column(field)] = now
         elif (
             field.has_default()
             and callable(field.default)
@@ -104,7 +107,13 @@ def _defaults(model: type[models.Model], columns: Sequence[str]) -> dict[str, An
             # One value for every row would break a unique default (a uuid4): pass the column.
             raise ValueError(f"{model.__name__}.{field.name} needs a value per row")
         elif isinstance(field, models.JSONField):
-            defaults[field.column] = json.dumps(field.get_default())
+            default = field.get_default()
+            defaults[_column(field)] = None if default is None else json.dumps(default)
         else:
-            defaults[field.column] = field.get_db_prep_save(field.get_default(), connection)
+            defaults[_column(field)] = field.get_db_prep_save(field.get_default(), connection)
     return defaults
+
+
+def _column(field: models.Field) -> str:
+    assert field.column is not None  # a concrete field has a column
+    return field.column

@@ -262,9 +262,16 @@ def _grace_candidates(now: datetime):
     the whole set would be planned with the statistics of before the run, and
     right after a run billed thousands of services they say those tables are empty.
     """
+    # Only invoices billing a service still to put in grace: a run with nothing to do
+    # streams none of those whose services are in grace already.
+    on_a_running_service = InvoiceLine.objects.filter(
+        invoice=OuterRef("pk"), service__status__in=[Service.Status.TRIAL, Service.Status.ACTIVE]
+    )
     overdue = (
         Invoice.objects.filter(status=Invoice.Status.UNPAID, due_at__lte=now)
-        .order_by("pk")
+        .filter(Exists(on_a_running_service))
+        # In no order: ordered by id, the plan scans every invoice ever issued for the unpaid.
+        .order_by()
         .values_list("pk", flat=True)
     )
     for invoice_ids in _batches(overdue.iterator(chunk_size=BATCH_SIZE), BATCH_SIZE):

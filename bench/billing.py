@@ -3,13 +3,14 @@
     .venv/bin/python bench/billing.py [--counts 10000,30000,100000] [--port 55498]
 
 BENCH_SLOW=1 prints each query slower than 0.3 s; BENCH_PROFILE=1 prints the
-first run's profile (cProfile, by cumulative time).
+first run's profile (cProfile, by cumulative time); BENCH_PROFILE=path.prof
+also saves it there, for `python -m pstats path.prof`.
 
 For each count N it populates N due monthly services (two per customer, in
 grace-period packages, as a host's cron finds them), then times the first run
 (bills every service: N invoice lines on N/2 invoices, every customer told
 and put in grace) and a second run with nothing to do. Each count runs in its
-own process, so the peak RSS printed is that run's own.
+own process (populating in another), so the peak RSS printed is the runs' own.
 
 Uses DATABASE_URL when it points at PostgreSQL (a database named
 `bench_billing` is created next to it); otherwise it starts a private
@@ -27,7 +28,7 @@ import resource
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -138,26 +139,38 @@ class QueryCounter:
                 print(f"{time.perf_counter() - started:.2f}s {sql[:300]}", file=sys.stderr)
 
 
-def one(count: int) -> None:
-    """Populate and time two runs; print one line. Runs in its own process."""
+def populate_only(count: int, now: datetime) -> None:
+    """Empty the database and populate it, in a process of its own (see `main`)."""
     import django
 
     django.setup()
     from django.core.management import call_command
     from django.db import connection
-    from django.utils import timezone
+
+    call_command("flush", interactive=False, verbosity=0)
+    populate(count, now)
+    connection.cursor().execute("ANALYZE")
+    print(
+        f"populating {count} services peaked at "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB",
+        file=sys.stderr,
+    )
+
+
+def one(count: int, now: datetime) -> None:
+    """Time two runs over the populated database; print one line. Runs in its own process."""
+    import django
+
+    django.setup()
+    from django.db import connection
 
     from subscriptions.billing import services_run_billing
     from subscriptions.models import Invoice, InvoiceLine
 
-    call_command("flush", interactive=False, verbosity=0)
-    now = timezone.now()
-    populate(count, now)
-    connection.cursor().execute("ANALYZE")
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     gc.collect()
-    # The peak of the runs alone, not of populating: Linux resets the high-water mark.
+    # The peak of the runs alone, from Django's imports on: Linux resets the high-water mark.
     Path("/proc/self/clear_refs").write_text("5")
+    base = peak_rss_kb()
     timings = []
     for _ in range(2):
         counter = QueryCounter()
@@ -167,6 +180,8 @@ def one(count: int) -> None:
                 # BENCH_PROFILE=1 prints where the first run spends its time.
                 profile = cProfile.Profile()
                 run = profile.runcall(services_run_billing, now=now)
+                if os.environ["BENCH_PROFILE"].endswith(".prof"):
+                    profile.dump_stats(os.environ["BENCH_PROFILE"])
                 pstats.Stats(profile, stream=sys.stderr).sort_stats("cumulative").print_stats(40)
             else:
                 run = services_run_billing(now=now)
@@ -179,8 +194,7 @@ def one(count: int) -> None:
         f"{count:>8} services  first run {first:6.2f} s  {first_queries:5} queries "
         f"({first_queries / count:.4f}/service; {first_run.invoices} invoices, "
         f"{first_run.grace} in grace)  second run {second:5.2f} s  {second_queries} queries  "
-        f"peak RSS during the runs {peak / 1024:.0f} MB (populating peaked at "
-        f"{rss_before / 1024:.0f} MB)  "
+        f"peak RSS during the runs {peak / 1024:.0f} MB ({base / 1024:.0f} MB before)  "
         f"[{invoices} renewal invoices]",
         flush=True,
     )
@@ -191,9 +205,14 @@ def main() -> None:
     parser.add_argument("--counts", default="100000", help="comma-separated service counts")
     parser.add_argument("--port", type=int, default=55498, help="port of a private server")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--populate", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--now", type=datetime.fromisoformat, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.populate:
+        populate_only(args.populate, args.now)
+        return
     if args.one:
-        one(args.one)
+        one(args.one, args.now)
         return
 
     from checkout import start_private_postgres
@@ -219,7 +238,13 @@ def main() -> None:
         with psycopg.connect(server_url) as connection:
             print(f"PostgreSQL {connection.info.server_version}, billing run over due services")
         for count in (int(n) for n in args.counts.split(",")):
-            subprocess.run([sys.executable, __file__, "--one", str(count)], env=env, check=True)
+            # Populated in a process of its own: memory Python keeps after building
+            # the rows would otherwise count as the runs' peak.
+            now = datetime.now(UTC).isoformat()
+            for step in ("--populate", "--one"):
+                subprocess.run(
+                    [sys.executable, __file__, step, str(count), "--now", now], env=env, check=True
+                )
     finally:
         if stop is not None:
             stop()

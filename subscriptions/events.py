@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db.models import Q
 
+from .bulk import rows_insert
 from .models import Invoice, InvoiceLine, Service, ServiceEvent
 
 Kind = ServiceEvent.Kind
@@ -54,11 +55,8 @@ def service_events_record(
 
 def service_events_bulk(events: Iterable[tuple[int, str, str, dict[str, Any]]]) -> int:
     """Append (service id, kind, message, data) events in one INSERT: a billing run writes many."""
-    rows = [
-        ServiceEvent(service_id=pk, kind=kind, message=message[:500], data=data)
-        for pk, kind, message, data in events
-    ]
-    ServiceEvent.objects.bulk_create(rows)
+    rows = [(pk, kind, message[:500], data) for pk, kind, message, data in events]
+    rows_insert(ServiceEvent, ("service_id", "kind", "message", "data"), rows)
     return len(rows)
 
 

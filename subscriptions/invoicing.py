@@ -20,8 +20,10 @@ from django.conf import settings
 from django.utils import timezone
 from djmoney.money import Money
 
+from catalog.currency import format_money
 from catalog.models import NotificationEvent
 
+from .bulk import rows_insert
 from .events import Kind, service_event_record, service_events_bulk
 from .lifecycle import order_mark_paid, service_invoice_paid
 from .models import Invoice, InvoiceLine, InvoiceNumberCounter, LineKind, Order, Service
@@ -112,30 +114,43 @@ def renewal_invoices_issue(specs: list[LineSpec]) -> list[Invoice]:
     ]
     # Numbered in one take of the counter, before they exist: the lock is held to commit.
     numbers = invoice_numbers_take(year=timezone.localtime().year, count=len(invoices))
+    issued_at = timezone.now()
     for invoice, number in zip(invoices, numbers, strict=True):
         invoice.number = number
-    Invoice.objects.bulk_create(invoices)
-    InvoiceLine.objects.bulk_create(
-        InvoiceLine(
-            invoice=invoice,
-            kind=spec.kind,
-            description=spec.description,
-            unit_amount=spec.amount,
-            quantity=1,
-            amount=spec.amount,
-            service=spec.service,
-            period_start=spec.period_start,
-            period_end=spec.period_end,
-            sort_order=index,
-        )
-        for invoice, group in zip(invoices, groups.values(), strict=True)
-        for index, spec in enumerate(group)
-    )
+        invoice.issued_at = issued_at
+    ids = rows_insert(
+        Invoice,
+        ("number", "customer_id", "kind", "period_start", "period_end", "currency", "total",
+         "total_currency", "issued_at", "due_at"),
+        (
+            (i.number, i.customer_id, i.kind, i.period_start, i.period_end, i.currency,
+             i.total.amount, i.currency, i.issued_at, i.due_at)
+            for i in invoices
+        ),
+        with_ids=True,
+    )  # fmt: skip
+    for invoice, pk in zip(invoices, ids, strict=True):
+        invoice.pk = pk
+        # Saved now, as bulk_create leaves its instances: a later save() updates the row.
+        invoice._state.adding = False
+        invoice._state.db = Invoice.objects.db
+    rows_insert(
+        InvoiceLine,
+        ("invoice_id", "kind", "description", "unit_amount", "unit_amount_currency", "quantity",
+         "amount", "amount_currency", "service_id", "period_start", "period_end", "sort_order"),
+        (
+            (invoice.pk, spec.kind, spec.description, spec.amount.amount, invoice.currency, 1,
+             spec.amount.amount, invoice.currency, spec.service.pk, spec.period_start,
+             spec.period_end, index)
+            for invoice, group in zip(invoices, groups.values(), strict=True)
+            for index, spec in enumerate(group)
+        ),
+    )  # fmt: skip
     service_events_bulk(
         (
             spec.service.pk,
             Kind.INVOICE_ISSUED,
-            f"Invoice {invoice.number} issued: {spec.description}, {spec.amount}, due "
+            f"Invoice {invoice.number} issued: {spec.description}, {format_money(spec.amount)}, due "
             f"{spec.due_at:%Y-%m-%d}",
             {"invoice": invoice.pk},
         )

@@ -1,7 +1,7 @@
 """Many tasks queued at once: what a billing run needs, which `task.enqueue` does one row at a time.
 
 The database backend stores each queued task as a `DBTaskResult` row; a run
-that queues thousands writes them in one INSERT, in the transaction of the
+that queues thousands writes them in one INSERT (a COPY on PostgreSQL), in the transaction of the
 change, so they commit with it exactly as `enqueue`'s rows do.
 """
 
@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 from django_tasks import TaskResultStatus
 from django_tasks.base import Task
 from django_tasks_db.models import DBTaskResult, get_date_max
+
+from .bulk import rows_insert
 
 
 def tasks_enqueue_many(
@@ -28,19 +30,17 @@ def tasks_enqueue_many(
     """
     task.get_backend().validate_task(task)
     ids = ids or [str(uuid.uuid4()) for _ in calls]
-    DBTaskResult.objects.bulk_create(
-        DBTaskResult(
-            id=task_id,
-            args_kwargs={"args": list(args), "kwargs": kwargs},
-            priority=task.priority,
-            task_path=task.module_path,
-            queue_name=task.queue_name,
-            # The backend's pre_save sets this for a task with no run_after; bulk_create sends none.
-            run_after=task.run_after or get_date_max(),
-            backend_name=task.backend,
-        )
-        for task_id, (args, kwargs) in zip(ids, calls, strict=True)
-    )
+    # The backend's pre_save sets run_after for a task with none; an INSERT of rows sends none.
+    run_after = task.run_after or get_date_max()
+    rows_insert(
+        DBTaskResult,
+        ("id", "args_kwargs", "priority", "task_path", "queue_name", "run_after", "backend_name"),
+        (
+            (task_id, {"args": list(args), "kwargs": kwargs}, task.priority, task.module_path,
+             task.queue_name, run_after, task.backend)
+            for task_id, (args, kwargs) in zip(ids, calls, strict=True)
+        ),
+    )  # fmt: skip
     return ids
 
 

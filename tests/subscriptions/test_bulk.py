@@ -1,0 +1,82 @@
+"""Rows a billing run writes in one take (`subscriptions.bulk.rows_insert`) read back as the
+ORM writes them: on SQLite through bulk_create, on PostgreSQL through COPY (the postgres run)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from subscriptions.bulk import rows_insert
+from subscriptions.models import Invoice, ServiceEvent
+from subscriptions.notifications import batch_send_notifications
+from subscriptions.queueing import tasks_enqueue_many
+from tests.factories import active_service, customers, usd
+
+pytestmark = pytest.mark.django_db
+
+
+def write_and_read_back(customer) -> None:
+    service = active_service(customer)
+    before = timezone.now()
+    earlier = set(ServiceEvent.objects.values_list("pk", flat=True))
+    rows_insert(
+        ServiceEvent,
+        ("service_id", "kind", "message", "data"),
+        [
+            (
+                service.pk,
+                ServiceEvent.Kind.EMAIL_SENT,
+                "To the customer: “renewal_due”",
+                {"a": [1]},
+            ),
+            (service.pk, ServiceEvent.Kind.STAFF_ACTION, "Noted", {}),
+        ],
+    )
+    events = ServiceEvent.objects.filter(service=service).exclude(pk__in=earlier)
+    assert sorted((e.message, e.data, e.actor_id) for e in events) == [
+        ("Noted", {}, None),
+        ("To the customer: “renewal_due”", {"a": [1]}, None),
+    ]
+    assert all(event.created_at >= before for event in events)
+
+    due = timezone.now()
+    rows = [
+        ("INV-T-1", customer.pk, Invoice.Kind.RENEWAL, "USD", Decimal("12.50"), "USD", due),
+        ("INV-T-2", customer.pk, Invoice.Kind.RENEWAL, "USD", Decimal("0.99"), "USD", due),
+    ]
+    ids = rows_insert(
+        Invoice,
+        ("number", "customer_id", "kind", "currency", "total", "total_currency", "due_at"),
+        rows,
+        with_ids=True,
+    )
+    invoices = Invoice.objects.in_bulk(ids)
+    assert [(invoices[pk].number, invoices[pk].total) for pk in ids] == [
+        ("INV-T-1", usd("12.50")),
+        ("INV-T-2", usd("0.99")),
+    ]
+    assert all(invoices[pk].status == Invoice.Status.UNPAID for pk in ids)
+
+    # A queued task's unset JSON (its return value) is SQL NULL, as enqueue leaves it.
+    notices = [{"events": ["renewal_due"], "customer_id": customer.pk, "context": {}}]
+    [task_id] = tasks_enqueue_many(batch_send_notifications, [([], {"notices": notices})])
+    task = DBTaskResult.objects.get(pk=task_id)
+    assert (task.args_kwargs, task.worker_ids, task.status) == (
+        {"args": [], "kwargs": {"notices": notices}},
+        [],
+        "READY",
+    )
+    assert DBTaskResult.objects.filter(pk=task_id, return_value__isnull=True).exists()
+
+
+def test_rows_written_in_one_take_read_back_with_their_defaults_and_ids_in_order():
+    write_and_read_back(customers(1)[0])
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_rows_copied_into_postgresql_read_back_with_their_defaults_and_ids_in_order():
+    write_and_read_back(customers(1)[0])

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
-from django.db.models import Prefetch
+from django.db.models import Model, Prefetch, QuerySet
 
-from .models import Package, PackagePrice, PackageQuerySet, Variant, VariantOption
+from .models import (
+    Package,
+    PackagePrice,
+    PackagePriceAmount,
+    PackageQuerySet,
+    Variant,
+    VariantOption,
+    VariantPrice,
+    VariantPriceAmount,
+)
 
 
 def packages_for_order() -> PackageQuerySet:
@@ -23,6 +33,99 @@ def packages_for_order() -> PackageQuerySet:
             ),
         ),
     )
+
+
+def package_for_order(packages: QuerySet[Package]) -> Package | None:
+    """The one package of `packages` with what a quote and an order read, in four queries.
+
+    The same objects `packages_for_order()` gives, read with fewer round trips
+    (it takes seven, and one more for the quotas): the package and its catalog; its pricing options LEFT
+    JOINed to their amounts; its variants LEFT JOINed down to their options'
+    prices' amounts; its quotas. The checkout reads one package per request, so the rows a
+    join repeats cost less than the queries it saves.
+    """
+    package = packages.select_related("catalog").first()
+    if package is None:
+        return None
+    prices = _tree(
+        PackagePrice.objects.filter(package=package),
+        [("", PackagePrice), ("amounts__", PackagePriceAmount)],
+        ["amounts"],
+    )
+    relation_cache_fill(package, "prices", prices)
+    variants = _tree(
+        Variant.objects.filter(packages=package),
+        [
+            ("", Variant),
+            ("options__", VariantOption),
+            ("options__prices__", VariantPrice),
+            ("options__prices__amounts__", VariantPriceAmount),
+        ],
+        ["options", "prices", "amounts"],
+    )
+    relation_cache_fill(package, "variants", variants)
+    # What each service snapshots (subscriptions.quotas.quota_snapshot).
+    relation_cache_fill(package, "quotas", package.quotas.select_related("quota"))
+    return package
+
+
+def _tree(
+    queryset: QuerySet[Any], levels: list[tuple[str, type[Model]]], relations: list[str]
+) -> list[Any]:
+    """Instances of the first level, each with its children's prefetch caches filled.
+
+    `levels` are (values() prefix, model) from the top down, each the children of
+    the one above through `relations[i]`; one query LEFT JOINs them all, rows
+    sorted by each level's own ordering, so every list comes out as
+    `.all()` would give it.
+    """
+    names = [[field.attname for field in model._meta.concrete_fields] for _, model in levels]
+    lookups = [
+        prefix + field.name
+        for (prefix, model) in levels
+        for field in model._meta.concrete_fields
+    ]
+    ordering = [
+        prefix + key.lstrip("-") if not key.startswith("-") else "-" + prefix + key[1:]
+        for prefix, model in levels
+        for key in [*model._meta.ordering, "pk"]
+    ]
+    rows = queryset.order_by(*ordering).values_list(*lookups)
+    db = queryset.db
+    seen: list[dict[Any, Model]] = [{} for _ in levels]
+    children: dict[tuple[int, Any], list[Model]] = {}
+    top: list[Any] = []
+    for row in rows:
+        start, parent = 0, None
+        for depth, model in enumerate(model for _, model in levels):
+            values = row[start : start + len(names[depth])]
+            start += len(names[depth])
+            pk = values[names[depth].index(model._meta.pk.attname)]
+            if pk is None:  # no child at this level (a LEFT JOIN's empty side)
+                break
+            instance = seen[depth].get(pk)
+            if instance is None:
+                instance = seen[depth][pk] = model.from_db(db, names[depth], values)
+                if parent is None:
+                    top.append(instance)
+                else:
+                    children[(depth - 1, parent.pk)].append(instance)
+                if depth + 1 < len(levels):
+                    children[(depth, pk)] = []
+            parent = instance
+    for depth, relation in enumerate(relations):
+        for pk, instance in seen[depth].items():
+            relation_cache_fill(instance, relation, children[(depth, pk)])
+    return top
+
+
+def relation_cache_fill(instance: Model, relation: str, objects: Iterable[Model]) -> None:
+    """Fill `instance.<relation>.all()` as prefetch_related() would, without its query."""
+    queryset = getattr(instance, relation).get_queryset()
+    # What Django's prefetch_one_level stores: a queryset already evaluated.
+    queryset._result_cache = list(objects)
+    queryset._prefetch_done = True
+    instance.__dict__.setdefault("_prefetched_objects_cache", {})[relation] = queryset
 
 
 def _unmatched_pairs(*, variant: Variant, package: Package) -> Iterator[tuple[VariantOption, str]]:

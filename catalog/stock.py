@@ -7,22 +7,36 @@ package row's lock (`stock_lock`), so concurrent buyers are served one at a time
 
 from __future__ import annotations
 
-from django.db.models import F
+from typing import Any
+
+from django.db.models import Expression, F
 
 from .availability import Reason
 from .errors import ErrorCode, refuse
 from .models import Package, sold_out_changed
 
 
-def stock_lock(package: Package) -> None:
-    """Re-read the fields orders race on, holding the package row's lock until commit."""
+RACED_FIELDS = ("stock_qty", "oversell_enabled", "status", "retired")
+
+
+def stock_lock(package: Package, **also: Expression) -> dict[str, Any]:
+    """Re-read the fields orders race on, holding the package row's lock until commit.
+
+    `also`: more values to read in the same statement (what the buyer holds
+    already, for a per-user limit), returned by name. Such a value is read as
+    of the statement's start, not after a wait for the lock: it must be one
+    no other transaction can change meanwhile (the caller holds the lock that
+    guards it).
+    """
     row = (
-        Package.objects.select_for_update()
-        .values("stock_qty", "oversell_enabled", "status", "retired")
+        Package.objects.select_for_update(of=("self",))
+        .annotate(**also)
+        .values(*RACED_FIELDS, *also)
         .get(pk=package.pk)
     )
-    for name, value in row.items():
-        setattr(package, name, value)
+    for name in RACED_FIELDS:
+        setattr(package, name, row[name])
+    return {name: row[name] for name in also}
 
 
 def stock_covers(package: Package, quantity: int) -> bool:

@@ -81,14 +81,12 @@ def _tree(
     """
     names = [[field.attname for field in model._meta.concrete_fields] for _, model in levels]
     lookups = [
-        prefix + field.name
-        for (prefix, model) in levels
-        for field in model._meta.concrete_fields
+        prefix + field.name for (prefix, model) in levels for field in model._meta.concrete_fields
     ]
     ordering = [
         prefix + key.lstrip("-") if not key.startswith("-") else "-" + prefix + key[1:]
         for prefix, model in levels
-        for key in [*model._meta.ordering, "pk"]
+        for key in [*(str(key) for key in model._meta.ordering or ()), "pk"]
     ]
     rows = queryset.order_by(*ordering).values_list(*lookups)
     db = queryset.db

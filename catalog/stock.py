@@ -15,7 +15,6 @@ from .availability import Reason
 from .errors import ErrorCode, refuse
 from .models import Package, sold_out_changed
 
-
 RACED_FIELDS = ("stock_qty", "oversell_enabled", "status", "retired")
 
 

@@ -56,11 +56,13 @@ def _counter_advance(*, year: int, count: int) -> int | None:
     connection = connections[router.db_for_write(InvoiceNumberCounter)]
     quote = connection.ops.quote_name
     meta = InvoiceNumberCounter._meta
-    last = quote(meta.get_field("last_number").column)
+    # Concrete fields, so their columns are set (the stubs type them optional).
+    last = quote(str(meta.get_field("last_number").column))
+    year_column = quote(str(meta.get_field("year").column))
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {quote(meta.db_table)} SET {last} = {last} + %s "
-            f"WHERE {quote(meta.get_field('year').column)} = %s RETURNING {last}",
+            f"WHERE {year_column} = %s RETURNING {last}",
             [count, year],
         )
         row = cursor.fetchone()

@@ -51,9 +51,7 @@ def customer_service_or_404(*, customer: Customer, pk: int) -> Service:
 
 def package_for_checkout_or_404(*, catalog_slug: str, package_slug: str) -> Package:
     """Draft and disabled packages do not exist for customers; retired ones say so at checkout."""
-    package = package_for_order(
-        Package.objects.active().filter(catalog__slug=catalog_slug, slug=package_slug)
-    )
+    package = package_for_order(catalog_slug=catalog_slug, package_slug=package_slug)
     if package is None:
         raise Http404("No such package.")
     return package

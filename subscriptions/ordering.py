@@ -196,6 +196,21 @@ def _order_write(
         service.full_clean(exclude=["customer", "order", "package", "provider_instance"], **clean)
     Service.objects.bulk_create(services)
 
+    # The invoice is built and checked before the stock lock below: the package row
+    # stays locked only for the statements that must follow it.
+    invoice = Invoice(
+        customer=customer,
+        order=order,
+        currency=currency,
+        total=quote.total_due_now,
+        due_at=timezone.now(),
+    )
+    invoice.full_clean(exclude=["customer", "order"], **clean)
+    invoice_lines = [
+        InvoiceLine(**_line_fields(line, number))
+        for number, line in enumerate(line for line in quote.lines if line.due_now)
+    ]
+
     # What the customer held before this order; read under the customer's lock, so no
     # other order of theirs can change it until this one commits.
     held = held_services(package, customer).exclude(order=order)
@@ -219,21 +234,7 @@ def _order_write(
     elif limited:
         check_held(package, held.count(), quantity)
 
-    invoice = Invoice(
-        customer=customer,
-        order=order,
-        currency=currency,
-        total=quote.total_due_now,
-        due_at=timezone.now(),
-    )
-    invoice.full_clean(exclude=["customer", "order"], **clean)
-    invoice_issue_new(
-        invoice=invoice,
-        lines=[
-            InvoiceLine(**_line_fields(line, number))
-            for number, line in enumerate(line for line in quote.lines if line.due_now)
-        ],
-    )
+    invoice_issue_new(invoice=invoice, lines=invoice_lines)
     service_events_record(
         kind=Kind.ORDERED,
         message=f"Order {order.number}, invoice {invoice.number} ({invoice.total})",

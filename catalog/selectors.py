@@ -140,7 +140,7 @@ class PreparedTree(PreparedRead):
     def __init__(
         self, build: Callable[[int], QuerySet[Any]], levels: Levels, relations: list[str]
     ) -> None:
-        super().__init__(lambda pk: _values(build(pk), levels, ordered=True), _STAND_IN_PK)
+        super().__init__(lambda pk: _values(build(pk), levels, ordered=True), STAND_IN_PK)
         self.levels = levels
         self.relations = relations
 
@@ -210,7 +210,7 @@ def _split(row: tuple[Any, ...], levels: Levels, db: str) -> list[Any]:
 
 # Stand-ins no row has: see PreparedRead. Within a 32-bit integer's range, which
 # Django checks a lookup's value against (outside it, the lookup matches nothing).
-_STAND_IN_PK = -1_987_654_321
+STAND_IN_PK = -1_987_654_321
 _PACKAGE_LEVELS: Levels = [("", Package), ("catalog__", Catalog)]
 _PACKAGE = PreparedRead(
     lambda catalog_slug, slug: _values(
@@ -236,7 +236,7 @@ _VARIANTS = PreparedTree(
 )
 _QUOTA_LEVELS: Levels = [("", PackageQuota), ("quota__", Quota)]
 _QUOTAS = PreparedRead(
-    lambda pk: _values(PackageQuota.objects.filter(package_id=pk), _QUOTA_LEVELS), _STAND_IN_PK
+    lambda pk: _values(PackageQuota.objects.filter(package_id=pk), _QUOTA_LEVELS), STAND_IN_PK
 )
 
 

@@ -249,8 +249,11 @@ def check_variants(
     return chosen
 
 
-def held_services(package: Package, customer: Customer) -> QuerySet[Service]:
-    """The customer's live services of the package: what its per-user limit counts."""
+def held_services(package: Package | int, customer: Customer | int) -> QuerySet[Service]:
+    """The customer's live services of the package: what its per-user limit counts.
+
+    Either may be given by its id (a prepared statement's stand-in, see ordering).
+    """
     return Service.objects.live().filter(customer=customer, package=package)
 
 

@@ -41,29 +41,30 @@ def packages_for_order() -> PackageQuerySet:
 
 
 def package_for_order(*, catalog_slug: str, package_slug: str) -> Package | None:
-    """The active package at these slugs with what a quote and an order read, in four queries.
+    """The active package at these slugs with what a quote and an order read, in three queries.
 
     The same objects `packages_for_order()` gives, read with fewer round trips
-    (it takes seven, and one more for the quotas): the package and its catalog; its
-    pricing options LEFT JOINed to their amounts; its variants LEFT JOINed down to
-    their options' prices' amounts; its quotas with their quota. The checkout reads
-    one package per request, so the rows a join repeats cost less than the queries
-    it saves. Each query's SQL is built once per process (`PreparedRead`).
+    (it takes seven, and one more for the quotas): the package with its catalog,
+    LEFT JOINed to its quotas (what each service snapshots: a row per quota);
+    its pricing options LEFT JOINed to their amounts; its variants LEFT JOINed down
+    to their options' prices' amounts. The checkout reads one package per request,
+    so the rows a join repeats cost less than the queries it saves. Each query's
+    SQL is built once per process (`PreparedRead`).
     """
     rows = _PACKAGE.read(catalog_slug, package_slug)
     if not rows:
         return None
-    package, catalog = _split(rows[0], _PACKAGE_LEVELS, _PACKAGE.db)
+    package, catalog, _, _ = _split(rows[0], _PACKAGE_LEVELS, _PACKAGE.db)
     Package.catalog.field.set_cached_value(package, catalog)
+    quotas = []
+    for row in rows:
+        _, _, quota, of = _split(row, _PACKAGE_LEVELS, _PACKAGE.db)
+        if quota is not None:  # None: the package has no quotas (the LEFT JOIN's empty side)
+            PackageQuota.quota.field.set_cached_value(quota, of)
+            quotas.append(quota)
+    relation_cache_fill(package, "quotas", quotas)
     relation_cache_fill(package, "prices", _PRICES.tree(package.pk))
     relation_cache_fill(package, "variants", _VARIANTS.tree(package.pk))
-    # What each service snapshots (subscriptions.quotas.quota_snapshot).
-    quotas = []
-    for row in _QUOTAS.read(package.pk):
-        quota, of = _split(row, _QUOTA_LEVELS, _QUOTAS.db)
-        PackageQuota.quota.field.set_cached_value(quota, of)
-        quotas.append(quota)
-    relation_cache_fill(package, "quotas", quotas)
     return package
 
 
@@ -199,23 +200,33 @@ def _values(queryset: QuerySet[Any], levels: Levels, *, ordered: bool = False) -
 
 
 def _split(row: tuple[Any, ...], levels: Levels, db: str) -> list[Any]:
-    """One instance per level of a row that joins each to one row of the next."""
+    """One instance per level of a row that joins each to one row of the next (None: no row)."""
     instances, start = [], 0
     for _, model in levels:
         names = _attnames(model)
-        instances.append(model.from_db(db, names, row[start : start + len(names)]))
+        values = row[start : start + len(names)]
         start += len(names)
+        pk = values[names.index(model._meta.pk.attname)]
+        instances.append(None if pk is None else model.from_db(db, names, values))
     return instances
 
 
 # Stand-ins no row has: see PreparedRead. Within a 32-bit integer's range, which
 # Django checks a lookup's value against (outside it, the lookup matches nothing).
 STAND_IN_PK = -1_987_654_321
-_PACKAGE_LEVELS: Levels = [("", Package), ("catalog__", Catalog)]
+_PACKAGE_LEVELS: Levels = [
+    ("", Package),
+    ("catalog__", Catalog),
+    ("quotas__", PackageQuota),
+    ("quotas__quota__", Quota),
+]
 _PACKAGE = PreparedRead(
+    # The slugs name one package at most (unique per catalog; catalog slugs are unique).
     lambda catalog_slug, slug: _values(
-        Package.objects.active().filter(catalog__slug=catalog_slug, slug=slug), _PACKAGE_LEVELS
-    )[:1],
+        Package.objects.active().filter(catalog__slug=catalog_slug, slug=slug),
+        _PACKAGE_LEVELS,
+        ordered=True,
+    ),
     "\x1fstand-in catalog slug",
     "\x1fstand-in package slug",
 )
@@ -233,10 +244,6 @@ _VARIANTS = PreparedTree(
         ("options__prices__amounts__", VariantPriceAmount),
     ],
     ["options", "prices", "amounts"],
-)
-_QUOTA_LEVELS: Levels = [("", PackageQuota), ("quota__", Quota)]
-_QUOTAS = PreparedRead(
-    lambda pk: _values(PackageQuota.objects.filter(package_id=pk), _QUOTA_LEVELS), STAND_IN_PK
 )
 
 

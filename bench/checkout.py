@@ -1,9 +1,21 @@
 """Checkout throughput on PostgreSQL: orders/s and p50/p99 latency with concurrent clients.
 
+    .venv/bin/python bench/checkout.py [--clients 8] [--orders 50] [--port 55499] [--runs all]
+
+Prints per run: orders/s, p50 and p99 latency, SQL queries per order (what
+each checkout POST sent, counted in every client: 19 on the stock run, the 16 of
+CHECKOUT_PLACE_QUERIES in tests/subscriptions/test_queries.py plus the customer's
+lock for the per-user limit, the package row's lock and the stock take), units oversold and
+per-user-limit violations (both must be 0). The stock-tracked package has a
+unit per order plus one per client, and a per-user limit of --orders: every
+client reaches its limit, then tries one order more, which stock would allow
+but the limit must refuse (a success is a violation); no customer may end up
+holding more than the limit, and no unit may be sold twice.
+`--runs stock` runs only that one (the issue's target: at least 100 orders/s,
+p99 under 200 ms, 8 clients).
+
 A third run pays each order right after placing it, with the test gateway's
 success card (checkout POST, then the invoice's pay POST): orders paid per second.
-
-    .venv/bin/python bench/checkout.py [--clients 8] [--orders 50]
 
 Each client is a logged-in customer POSTing the checkout form through the
 whole Django stack (middleware, session, view, order service) in its own
@@ -74,7 +86,7 @@ def recreate_database(server_url: str) -> str:
     return urlunsplit(parts._replace(path=f"/{DB_NAME}"))
 
 
-def build_store(stock: int):
+def build_store(stock: int, per_user_limit: int = -1):
     from decimal import Decimal
 
     from djmoney.money import Money
@@ -93,7 +105,7 @@ def build_store(stock: int):
     catalog, _ = Catalog.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
     package = Package.objects.create(
         catalog=catalog, name=f"Bench {stock}", slug=f"bench-{time.time_ns()}",
-        service_type="meet", status="active", stock_qty=stock,
+        service_type="meet", status="active", stock_qty=stock, per_user_limit=per_user_limit,
     )  # fmt: skip
     price = PackagePrice.objects.create(
         package=package, name="Monthly", type="recurring", time_interval=1, billing_period="month"
@@ -120,33 +132,44 @@ def client_process(
     """One client: its own process (no shared GIL) and database connection.
 
     With a gateway, each order is paid too: the checkout redirects to its
-    invoice, whose pay form is posted next.
+    invoice, whose pay form is posted next. After its orders, a client of a
+    package with a per-user limit tries one more, which must be refused.
     """
+    import uuid
+
     from django.contrib.auth import get_user_model
+    from django.db import connection
     from django.test import Client
+    from django.test.utils import CaptureQueriesContext
 
     client = Client()
     client.force_login(get_user_model().objects.get(pk=customer_id))
-    latencies, failures = [], []
+    latencies, failures, queries = [], [], 0
     time.sleep(max(0.0, start_at - time.time()))
     for _ in range(orders):
+        # A new token per order, as each checkout page carries one.
+        posted = {**data, "checkout_token": uuid.uuid4().hex}
         started = time.perf_counter()
-        response = client.post(url, data)
+        with CaptureQueriesContext(connection) as captured:
+            response = client.post(url, posted)
         if response.status_code == 302 and gateway_pk is not None:
             pay_url = f"{response.url}pay/{gateway_pk}/"
             card = {f"gateway{gateway_pk}-{name}": value for name, value in PAY_CARD.items()}
             response = client.post(pay_url, card)
         latencies.append(time.perf_counter() - started)
+        queries += len(captured)
         if response.status_code != 302:
             failures.append(f"HTTP {response.status_code}")
         elif gateway_pk is not None and "/account/orders/" not in response.url:
             failures.append(f"not paid: sent to {response.url}")  # a paid order's page
-    queue.put((latencies, failures, time.time()))
+    over_limit = client.post(url, {**data, "checkout_token": uuid.uuid4().hex}).status_code
+    queue.put((latencies, failures, time.time(), queries, over_limit))
 
 
 def run_clients(
     package, price, option, clients: int, orders: int, gateway_pk=None
-) -> tuple[float, list[float]]:
+) -> tuple[float, list[float], int, list[int]]:
+    """(seconds, latencies, queries sent, the status of each client's order past its limit)."""
     import multiprocessing
 
     from django.contrib.auth import get_user_model
@@ -175,11 +198,32 @@ def run_clients(
     results = [queue.get() for _ in processes]
     for process in processes:
         process.join()
-    failures = [failure for _, fails, _ in results for failure in fails]
+    failures = [failure for _, fails, _, _, _ in results for failure in fails]
     if failures:
         sys.exit(f"{len(failures)} orders failed, e.g. {failures[0]}")
-    elapsed = max(finished for _, _, finished in results) - start_at
-    return elapsed, [latency for mine, _, _ in results for latency in mine]
+    elapsed = max(finished for _, _, finished, _, _ in results) - start_at
+    latencies = [latency for mine, _, _, _, _ in results for latency in mine]
+    queries = sum(sent for _, _, _, sent, _ in results)
+    return elapsed, latencies, queries, [status for *_, status in results]
+
+
+def limit_violations(package, over_limit_statuses: list[int]) -> int:
+    """Orders past the per-user limit that went through, and customers holding more than it."""
+    from django.db.models import Count
+
+    from subscriptions.models import Service
+
+    if package.per_user_limit < 0:
+        return 0
+    placed = sum(1 for status in over_limit_statuses if status == 302)
+    holders = (
+        Service.objects.live()
+        .filter(package=package)
+        .values("customer")
+        .annotate(held=Count("pk"))
+        .filter(held__gt=package.per_user_limit)
+    )
+    return placed + holders.count()
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -192,6 +236,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--orders", type=int, default=50, help="orders per client")
     parser.add_argument("--port", type=int, default=55499, help="port of a private server")
+    parser.add_argument(
+        "--runs", choices=["all", "stock"], default="all", help="stock: the stock-tracked run only"
+    )
     args = parser.parse_args()
 
     server_url, stop = os.environ.get("DATABASE_URL", ""), None
@@ -214,25 +261,32 @@ def main() -> None:
         )
         total = args.clients * args.orders
         from payments.models import TestCardGateway
+        from subscriptions.models import Service
 
         gateway = TestCardGateway.objects.create(name="Bench test card", currencies="USD")
         runs = (
-            ("stock tracked (row lock)", total, None),
-            ("unlimited stock", -1, None),
-            ("order + pay (test gateway)", -1, gateway.pk),
+            ("stock tracked (row lock)", total + args.clients, args.orders, None),
+            ("unlimited stock", -1, -1, None),
+            ("order + pay (test gateway)", -1, -1, gateway.pk),
         )
-        for label, stock, gateway_pk in runs:
-            package, price, option = build_store(stock)
-            elapsed, latencies = run_clients(
+        if args.runs == "stock":
+            runs = runs[:1]
+        for label, stock, per_user_limit, gateway_pk in runs:
+            package, price, option = build_store(stock, per_user_limit)
+            elapsed, latencies, queries, over_limit = run_clients(
                 package, price, option, args.clients, args.orders, gateway_pk
             )
             package.refresh_from_db()
+            sold = Service.objects.filter(package=package).count()
+            oversold = max(0, sold - stock) if stock >= 0 else 0
             unit = "paid orders/s" if gateway_pk else "orders/s"
             print(
                 f"{label:26} {len(latencies) / elapsed:7.1f} {unit:13}   "
                 f"p50 {percentile(latencies, 0.50) * 1000:6.1f} ms   "
                 f"p99 {percentile(latencies, 0.99) * 1000:6.1f} ms   "
-                f"stock left {package.stock_qty}"
+                f"{queries / len(latencies):5.1f} queries/order   "
+                f"stock left {package.stock_qty}   oversold {oversold}   "
+                f"per-user-limit violations {limit_violations(package, over_limit)}"
             )
         connection.close()
     finally:

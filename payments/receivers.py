@@ -6,8 +6,9 @@ from .renewals import renewal_charge_schedule, renewal_charges_schedule
 from .services import invoice_apply_credit, invoices_apply_credit, plan_change_credit
 
 
-def apply_credit_to_issued_invoice(sender, *, invoice, **kwargs) -> None:
-    invoice_apply_credit(invoice=invoice)
+def apply_credit_to_issued_invoice(sender, *, invoice, **kwargs) -> bool:
+    """True when credit paid some of it: the invoice's row changed (see subscriptions.signals)."""
+    return invoice_apply_credit(invoice=invoice) is not None
 
 
 def charge_issued_renewal(sender, *, invoice, **kwargs) -> None:

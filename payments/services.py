@@ -21,6 +21,7 @@ from djmoney.money import Money
 
 from catalog.errors import ErrorCode, refuse
 from catalog.models import NotificationEvent
+from catalog.selectors import PreparedRead
 from subscriptions.events import Kind, service_events_record
 from subscriptions.invoicing import invoice_settle
 from subscriptions.models import Invoice, Order
@@ -187,9 +188,24 @@ def invoice_apply_credit(*, invoice: Invoice) -> Payment | None:
     if invoice.status != Invoice.Status.UNPAID or not invoice.total.amount:
         return None
     # Read first without a lock: most customers have no credit, and checkout stays lean.
-    if credit_balance(customer=invoice.customer_id, currency=invoice.currency).amount <= 0:
+    rows = _CREDIT_TOTAL.read(invoice.customer_id, invoice.currency)
+    if not rows or _sum_to_money(rows[0][0], invoice.currency).amount <= 0:
         return None
     return _apply_credit(invoice)
+
+
+# What credit_balance() reads, its SQL built once per process: every checkout asks it.
+_CREDIT_TOTAL = PreparedRead(
+    lambda customer_id, currency: (
+        CreditEntry.objects.filter(customer_id=customer_id, amount_currency=currency)
+        .values("customer_id")
+        .annotate(total=Sum("amount"))
+        .order_by()
+        .values_list("total")
+    ),
+    -1_987_654_321,
+    "\x1fstand-in currency",
+)
 
 
 def invoices_apply_credit(*, invoices: list[Invoice]) -> list[Payment]:

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from django.conf import settings
+from django.db import connections, router
 from django.utils import timezone
 from djmoney.money import Money
 
@@ -37,16 +38,37 @@ def invoice_numbers_take(*, year: int, count: int = 1) -> list[str]:
     The year's counter row stays locked until that transaction ends, so two
     invoices never get one number, and a rollback leaves no gap.
     """
-    counter = InvoiceNumberCounter.objects.select_for_update().filter(year=year).first()
-    if counter is None:
+    last = _counter_advance(year=year, count=count)
+    if last is None:
         # The year's first invoice; get_or_create survives two of them racing to create it.
         InvoiceNumberCounter.objects.get_or_create(year=year)
-        counter = InvoiceNumberCounter.objects.select_for_update().get(year=year)
-    first = counter.last_number + 1
-    counter.last_number += count
-    counter.save(update_fields=["last_number"])
+        last = _counter_advance(year=year, count=count)
+        assert last is not None  # the row exists now, and rows are never deleted
     prefix = settings.BILLING_INVOICE_PREFIX
-    return [f"{prefix}-{year}-{number:06d}" for number in range(first, first + count)]
+    return [f"{prefix}-{year}-{number:06d}" for number in range(last - count + 1, last + 1)]
+
+
+def _counter_advance(*, year: int, count: int) -> int | None:
+    """Move the year's counter on and return its new last number; None with no counter yet.
+
+    One statement locks, increments and reads the row (UPDATE ... RETURNING, on
+    PostgreSQL and SQLite alike): every invoice waits on this row, so it is
+    held from here to commit with no round trip spent on reading it first.
+    """
+    connection = connections[router.db_for_write(InvoiceNumberCounter)]
+    quote = connection.ops.quote_name
+    meta = InvoiceNumberCounter._meta
+    # Concrete fields, so their columns are set (the stubs type them optional).
+    last = quote(str(meta.get_field("last_number").column))
+    year_column = quote(str(meta.get_field("year").column))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(meta.db_table)} SET {last} = {last} + %s "
+            f"WHERE {year_column} = %s RETURNING {last}",
+            [count, year],
+        )
+        row = cursor.fetchone()
+    return None if row is None else row[0]
 
 
 def invoice_number_take(*, year: int) -> str:
@@ -63,8 +85,32 @@ def invoice_issue(*, invoice: Invoice) -> Invoice:
         year = timezone.localtime(invoice.issued_at or timezone.now()).year
         invoice.number = invoice_number_take(year=year)
         invoice.save(update_fields=["number"])
-    invoice_issued.send(sender=Invoice, invoice=invoice)
+    _announce(invoice)
     return invoice
+
+
+def invoice_issue_new(*, invoice: Invoice, lines: list[InvoiceLine]) -> Invoice:
+    """Number, write and announce an invoice not saved yet, with its lines.
+
+    The number is taken before the row is written, which saves writing it
+    twice; call this last in the issuing transaction, as `invoice_issue`.
+    """
+    # Issued now: issued_at is filled as the row is written.
+    invoice.number = invoice_number_take(year=timezone.localtime().year)
+    invoice.save(force_insert=True)
+    for line in lines:
+        line.invoice = invoice
+    InvoiceLine.objects.bulk_create(lines)
+    _announce(invoice)
+    return invoice
+
+
+def _announce(invoice: Invoice) -> None:
+    responses = invoice_issued.send(sender=Invoice, invoice=invoice)
+    if any(response for _, response in responses):
+        # A receiver changed the invoice (account credit paid some of it): the caller
+        # reads it next to decide where the customer goes.
+        invoice.refresh_from_db()
 
 
 @dataclass(frozen=True)

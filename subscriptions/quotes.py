@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.db.models import QuerySet
 from django.utils import timezone
 from djmoney.money import Money
 
@@ -248,11 +249,23 @@ def check_variants(
     return chosen
 
 
+def held_services(package: Package | int, customer: Customer | int) -> QuerySet[Service]:
+    """The customer's live services of the package: what its per-user limit counts.
+
+    Either may be given by its id (a prepared statement's stand-in, see ordering).
+    """
+    return Service.objects.live().filter(customer=customer, package=package)
+
+
 def check_per_user_limit(package: Package, customer: Customer | None, quantity: int) -> None:
     if not package.has_per_user_limit or customer is None:
         return
-    held = Service.objects.live().filter(customer=customer, package=package).count()
-    if held + quantity > package.per_user_limit:
+    check_held(package, held_services(package, customer).count(), quantity)
+
+
+def check_held(package: Package, held: int, quantity: int) -> None:
+    """Refuse `quantity` more units to a customer holding `held` of a per-user limited package."""
+    if package.has_per_user_limit and held + quantity > package.per_user_limit:
         left = max(package.per_user_limit - held, 0)
         raise refuse(
             ErrorCode.PER_USER_LIMIT,

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Prefetch, Q, QuerySet
-from django.http import QueryDict
+from django.http import Http404, QueryDict
 from django.shortcuts import get_object_or_404
 
 from catalog.availability import scaling_target_filter
 from catalog.errors import Refusal
 from catalog.models import Package, PackagePrice, VariantOption
 from catalog.selection import parse_selection
-from catalog.selectors import packages_for_order
+from catalog.selectors import package_for_order, packages_for_order
 
 from .models import Customer, Invoice, Order, PlanChange, Service
 
@@ -51,9 +51,10 @@ def customer_service_or_404(*, customer: Customer, pk: int) -> Service:
 
 def package_for_checkout_or_404(*, catalog_slug: str, package_slug: str) -> Package:
     """Draft and disabled packages do not exist for customers; retired ones say so at checkout."""
-    return get_object_or_404(
-        packages_for_order().active(), catalog__slug=catalog_slug, slug=package_slug
-    )
+    package = package_for_order(catalog_slug=catalog_slug, package_slug=package_slug)
+    if package is None:
+        raise Http404("No such package.")
+    return package
 
 
 def selection_from_data(

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from django.dispatch import Signal
 
-# sender: the Invoice class; invoice: the issued, numbered invoice (still unpaid unless free)
+# sender: the Invoice class; invoice: the issued, numbered invoice (still unpaid unless free).
+# A receiver that changed the invoice's row returns something true, so the sender reads it again.
 invoice_issued = Signal()
 
 # sender: the PlanChange class; plan_change: the change just applied, to a higher tier at a

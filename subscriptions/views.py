@@ -80,7 +80,10 @@ def checkout(request, catalog_slug: str, package_slug: str):
             errors = error.messages
         else:
             messages.success(request, f"Thank you: order {order.number} is placed.")
-            unpaid = order.invoices.filter(status=Invoice.Status.UNPAID).first()
+            # order_place hands the order over with its invoice read.
+            unpaid = next(
+                (i for i in order.invoices.all() if i.status == Invoice.Status.UNPAID), None
+            )
             if unpaid is not None:
                 # Straight to paying it (the payments app's page, found by URL name).
                 return redirect("payments:invoice", pk=unpaid.pk)

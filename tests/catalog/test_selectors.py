@@ -1,0 +1,52 @@
+"""The package read for an order, whose SQL is built once per process and reused."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from djmoney.money import Money
+
+from catalog.models import Package, PackagePriceAmount
+from catalog.selectors import package_for_order
+from tests.factories import PackageQuotaFactory, priced_package
+
+pytestmark = pytest.mark.django_db
+
+
+def read(package: Package) -> Package | None:
+    return package_for_order(catalog_slug=package.catalog.slug, package_slug=package.slug)
+
+
+def test_each_package_is_read_with_its_own_prices_though_the_query_is_built_once():
+    first = priced_package(amounts=(("USD", "9.00"),))
+    second = priced_package(amounts=(("USD", "25.00"),))
+    read(first)  # the first read builds the SQL; the second reuses it with its own slugs
+    second_read = read(second)
+    assert second_read is not None and second_read.pk == second.pk
+    assert second_read.catalog.slug == second.catalog.slug
+    [price] = second_read.prices.all()
+    assert [amount.price for amount in price.amounts.all()] == [Money("25.00", "USD")]
+
+
+def test_a_staff_edit_shows_on_the_next_read():
+    package = priced_package(amounts=(("USD", "9.00"),))
+    read(package)
+    PackagePriceAmount.objects.filter(package_price__package=package).update(price=Decimal("11.00"))
+    fresh = read(package)
+    assert fresh is not None
+    assert fresh.prices.all()[0].amounts.all()[0].price == Money("11.00", "USD")
+
+
+def test_a_package_not_active_is_not_read_for_an_order():
+    package = priced_package(status=Package.Status.DRAFT)
+    assert read(package) is None
+
+
+def test_the_quotas_come_with_their_quota():
+    package = priced_package()
+    value = PackageQuotaFactory(package=package, limit=5)
+    fresh = read(package)
+    assert fresh is not None
+    [quota] = fresh.quotas.all()
+    assert (quota.limit, quota.quota.code) == (5, value.quota.code)

@@ -102,6 +102,7 @@ def buy(plan_file: str, buyer: int, seconds: float, interval: float) -> None:
     client.force_login(get_user_model().objects.get(pk=plan["buyers"][buyer]))
     rng = random.Random(buyer)
     placed = failed = 0
+    print("ready", flush=True)  # set up: the sale's measurement may start
     deadline = time.monotonic() + seconds
     next_at = time.monotonic()
     while time.monotonic() < deadline:
@@ -305,7 +306,10 @@ def run(args) -> None:
             )  # fmt: skip
             for n in range(args.buyers)
         ]
-        time.sleep(2)  # the buyers' Django start-up, before their orders flow
+        # Each buyer's Django start-up costs about a second of CPU: measured during the
+        # sale, it would be counted against the pages. Wait until every buyer is buying.
+        for buyer in buyers:
+            assert buyer.stdout is not None and buyer.stdout.readline().strip() == "ready"
         for label, path in pages.items():
             sale[label] = measure(pool, args.readers, port, path, args.seconds)
         results = [json.loads(buyer.communicate()[0].strip().splitlines()[-1]) for buyer in buyers]

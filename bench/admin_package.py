@@ -202,7 +202,7 @@ def main() -> None:
 
     print(
         f"admin package page, {args.size} pricing options and {args.size} variants, "
-        f"{args.runs} runs (SQLite in process, DEBUG off; load average "
+        f"{args.runs} runs ({connection.vendor}, DEBUG off; load average "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
     )
     for label, (cpu, wall, query_count, _response) in results.items():

@@ -20,6 +20,7 @@ from catalog.currency import format_money
 from catalog.errors import ErrorCode, refuse
 from catalog.models import NotificationEvent, Package, PriceType
 
+from .bulk import instances_read
 from .events import Kind, service_events_bulk
 from .invoicing import LineSpec, renewal_invoices_issue
 from .jobs import provisioning_jobs_enqueue_many
@@ -205,20 +206,18 @@ def _services_bill_due(run: BillingRun, now: datetime) -> None:
     invoice is paid.
     """
     # Renewals are invoiced BILLING_INVOICE_DAYS_BEFORE_DUE ahead of their due date.
-    due = (
-        Service.objects.filter(
-            next_bill_at__lte=now + invoice_lead_time(),
-            status__in=BILLED_STATUSES,
-            price_type=PriceType.RECURRING,
-            cancel_at__isnull=True,
-        )
-        .only(*RUN_FIELDS)
-        .order_by("next_bill_at", "pk")
-    )
+    due = Service.objects.filter(
+        next_bill_at__lte=now + invoice_lead_time(),
+        status__in=BILLED_STATUSES,
+        price_type=PriceType.RECURRING,
+        cancel_at__isnull=True,
+    ).order_by("next_bill_at", "pk")
     packages = _Packages()
     while True:
         with transaction.atomic():
-            batch = list(due.select_for_update(skip_locked=True, of=("self",))[:BATCH_SIZE])
+            batch = instances_read(
+                due.select_for_update(skip_locked=True, of=("self",))[:BATCH_SIZE], RUN_FIELDS
+            )
             if not batch:
                 return
             Service.objects.filter(pk__in=[service.pk for service in batch]).update(
@@ -302,9 +301,13 @@ def _earliest_overdue_invoices(service_ids: list[int], now: datetime) -> dict[in
     for service_id, invoice_id in rows:
         earliest.setdefault(service_id, invoice_id)
     # What the notice quotes of the invoice, and grace counts from.
-    invoices = Invoice.objects.only("number", "total", "total_currency", "due_at").in_bulk(
-        earliest.values()
-    )
+    invoices = {
+        invoice.pk: invoice
+        for invoice in instances_read(
+            Invoice.objects.filter(pk__in=earliest.values()),
+            ("pk", "number", "total", "total_currency", "due_at"),
+        )
+    }
     return {service_id: invoices[invoice_id] for service_id, invoice_id in earliest.items()}
 
 
@@ -331,13 +334,13 @@ def _services_enter_grace(run: BillingRun, now: datetime) -> None:
     packages = _Packages()
     for candidates in _grace_candidates(now):
         with transaction.atomic():
-            services = list(
+            services = instances_read(
                 Service.objects.filter(
                     pk__in=candidates, status__in=[Service.Status.TRIAL, Service.Status.ACTIVE]
                 )
-                .only(*GRACE_FIELDS)
                 .order_by("pk")
-                .select_for_update(skip_locked=True, of=("self",))
+                .select_for_update(skip_locked=True, of=("self",)),
+                GRACE_FIELDS,
             )
             overdue = _earliest_overdue_invoices([service.pk for service in services], now)
             batch = [service for service in services if service.pk in overdue]
@@ -415,12 +418,13 @@ def _services_remind(due, *, mark: dict[str, F], notices) -> int:
     SKIP LOCKED and the mark in the batch's transaction: a run racing another
     sends each reminder once. Returns the number of notices queued.
     """
-    due = due.only(*RUN_FIELDS)
     packages = _Packages()
     sent = 0
     while True:
         with transaction.atomic():
-            batch = list(due.select_for_update(skip_locked=True, of=("self",))[:BATCH_SIZE])
+            batch = instances_read(
+                due.select_for_update(skip_locked=True, of=("self",))[:BATCH_SIZE], RUN_FIELDS
+            )
             if not batch:
                 return sent
             Service.objects.filter(pk__in=[service.pk for service in batch]).update(**mark)

@@ -61,3 +61,22 @@ def _format(amount: Decimal, currency: str, language: str) -> str:
 def format_money(money: Money, language: str | None = None) -> str:
     """`money` formatted for the active (or given) language: "9.00 USD", "9,00 USD"."""
     return _format(money.amount, str(money.currency), language or get_language() or "en")
+
+
+class MoneyFormats:
+    """format_money for a batch of thousands of amounts, in the language active when made.
+
+    The language is looked up once (a thread-local read that cost more than the
+    formatting), and each distinct amount is formatted once.
+    """
+
+    def __init__(self, language: str | None = None) -> None:
+        self.language = language or get_language() or "en"
+        self._formatted: dict[tuple[Decimal, str], str] = {}
+
+    def __call__(self, money: Money) -> str:
+        key = (money.amount, str(money.currency))
+        text = self._formatted.get(key)
+        if text is None:
+            text = self._formatted[key] = _format(*key, self.language)
+        return text

@@ -26,7 +26,7 @@ from .invoicing import LineSpec, renewal_invoices_issue
 from .jobs import provisioning_jobs_enqueue_many
 from .lifecycle import service_end, services_apply_due_cancellations
 from .models import Invoice, InvoiceLine, LineKind, PlanChange, ProvisioningJob, Service
-from .notifications import Notice, notify_many, service_notice
+from .notifications import BatchTexts, Notice, notify_many, service_notice
 from .periods import add_interval, anchored_period_end
 from .plan_changes import plan_change_apply_due
 from .price_changes import (
@@ -145,6 +145,7 @@ def service_period_lines(services: list[Service]) -> list[LineSpec]:
     prices = service_prices_for_periods([(service, periods[service.pk][0]) for service in services])
     overages = overage_lines_for(_ended_periods(services))
     lines = []
+    texts = BatchTexts()
     for service in services:
         start, end = periods[service.pk]
         assert service.next_bill_at is not None  # selected by it
@@ -154,7 +155,7 @@ def service_period_lines(services: list[Service]) -> list[LineSpec]:
                 service=service,
                 due_at=service.next_bill_at,
                 description=f"{service.package_name} – {service.price_name}{variants}, "
-                f"{start:%Y-%m-%d} to {end:%Y-%m-%d}",
+                f"{texts.date(start)} to {texts.date(end)}",
                 amount=prices[service.pk],
                 period_start=start,
                 period_end=end,
@@ -371,9 +372,13 @@ def _services_enter_grace(run: BillingRun, now: datetime) -> None:
                 )
                 for s in batch
             )
+            texts = BatchTexts()
             notify_many(
                 service_notice(
-                    NotificationEvent.PAYMENT_OVERDUE, service, invoice=overdue[service.pk]
+                    NotificationEvent.PAYMENT_OVERDUE,
+                    service,
+                    invoice=overdue[service.pk],
+                    texts=texts,
                 )
                 for service in batch
             )
@@ -432,6 +437,11 @@ def _services_remind(due, *, mark: dict[str, F], notices) -> int:
             sent += notify_many(notices(batch))
 
 
+def _trial_notices(batch: list[Service]) -> list[Notice]:
+    texts = BatchTexts()
+    return [service_notice(NotificationEvent.TRIAL_ENDING, s, texts=texts) for s in batch]
+
+
 def _services_send_trial_reminders(run: BillingRun, after: datetime, until: datetime) -> None:
     """Tell customers their trial ends soon, once per trial end.
 
@@ -440,16 +450,16 @@ def _services_send_trial_reminders(run: BillingRun, after: datetime, until: date
     run.trial_reminders += _services_remind(
         Service.objects.trial_reminder_due(after=after, until=until),
         mark={"trial_reminder_sent_for": F("trial_ends_at")},
-        notices=lambda batch: (
-            service_notice(NotificationEvent.TRIAL_ENDING, service) for service in batch
-        ),
+        notices=_trial_notices,
     )
 
 
-def _renewal_notice(service: Service, change: PlanChange | None) -> Notice:
+def _renewal_notice(
+    service: Service, change: PlanChange | None, texts: BatchTexts | None = None
+) -> Notice:
     """A downgrade scheduled for the period end is what the renewal bills, so the email
     quotes it."""
-    notice = service_notice(NotificationEvent.RENEWAL_DUE, service)
+    notice = service_notice(NotificationEvent.RENEWAL_DUE, service, texts=texts)
     if change is None:
         return notice
     return Notice(
@@ -474,7 +484,8 @@ def _renewal_notices(batch: list[Service]) -> list[Notice]:
         end = ends[change.service_id]
         if end is not None and change.effective_at <= end:
             changes.setdefault(change.service_id, change)
-    return [_renewal_notice(service, changes.get(service.pk)) for service in batch]
+    texts = BatchTexts()
+    return [_renewal_notice(service, changes.get(service.pk), texts) for service in batch]
 
 
 def _services_send_renewal_reminders(run: BillingRun, after: datetime, until: datetime) -> None:

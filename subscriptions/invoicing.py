@@ -21,14 +21,13 @@ from django.db import connections, router
 from django.utils import timezone
 from djmoney.money import Money
 
-from catalog.currency import format_money
 from catalog.models import NotificationEvent
 
 from .bulk import rows_insert
 from .events import Kind, service_event_record, service_events_bulk
 from .lifecycle import order_mark_paid, service_invoice_paid
 from .models import Invoice, InvoiceLine, InvoiceNumberCounter, LineKind, Order, Service
-from .notifications import notify_invoice, notify_invoices_issued
+from .notifications import BatchTexts, notify_invoice, notify_invoices_issued
 from .signals import invoice_issued, invoices_issued
 
 
@@ -192,12 +191,13 @@ def renewal_invoices_issue(specs: list[LineSpec]) -> list[Invoice]:
             for index, spec in enumerate(group)
         ),
     )  # fmt: skip
+    texts = BatchTexts()
     service_events_bulk(
         (
             spec.service.pk,
             Kind.INVOICE_ISSUED,
-            f"Invoice {invoice.number} issued: {spec.description}, {format_money(spec.amount)}, due "
-            f"{spec.due_at:%Y-%m-%d}",
+            f"Invoice {invoice.number} issued: {spec.description}, {texts.money(spec.amount)}, due "
+            f"{texts.date(spec.due_at)}",
             {"invoice": invoice.pk},
         )
         for invoice, group in zip(invoices, groups.values(), strict=True)

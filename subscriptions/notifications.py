@@ -24,7 +24,7 @@ from django.template.loader import get_template
 from django_tasks import task
 from djmoney.money import Money
 
-from catalog.currency import format_money
+from catalog.currency import MoneyFormats, format_money
 from catalog.models import NotificationEvent, Package
 
 from .events import Kind, service_event_record, service_events_bulk, service_events_record
@@ -131,11 +131,34 @@ def _date(value) -> str:
     return f"{value:%Y-%m-%d}" if value else ""
 
 
-def _invoice_context(invoice: Invoice) -> dict[str, str]:
+class BatchTexts:
+    """The amounts and dates of a batch of notices or lines, each distinct one written once.
+
+    A billing run writes the same few amounts and days for thousands of services.
+    """
+
+    def __init__(self) -> None:
+        self._money = MoneyFormats()
+        self._dates: dict[tuple[object, object], str] = {}
+
+    def money(self, amount: Money | None) -> str:
+        return self._money(amount) if amount is not None else ""
+
+    def date(self, value) -> str:
+        # By time zone too: one instant is another day in another zone.
+        key = (value, getattr(value, "tzinfo", None))
+        text = self._dates.get(key)
+        if text is None:
+            text = self._dates[key] = _date(value)
+        return text
+
+
+def _invoice_context(invoice: Invoice, texts: BatchTexts | None = None) -> dict[str, str]:
+    texts = texts or BatchTexts()
     return {
         "invoice_number": invoice.number,
-        "invoice_total": _money(invoice.total),
-        "invoice_due": _date(invoice.due_at),
+        "invoice_total": texts.money(invoice.total),
+        "invoice_due": texts.date(invoice.due_at),
     }
 
 
@@ -210,12 +233,13 @@ def notify_invoices_issued(issued: list[tuple[Invoice, list[Service]]]) -> int:
     A customer is told when the package of any service on the invoice wants it;
     zero invoices pay themselves and are not worth an email.
     """
+    texts = BatchTexts()
     return notify_many(
         Notice(
             events=[Event.INVOICE_CREATED],
             package=package,
             customer_id=invoice.customer_id,
-            context={"package_name": _names(services), **_invoice_context(invoice)},
+            context={"package_name": _names(services), **_invoice_context(invoice, texts)},
             service_ids=tuple(service.pk for service in services),
         )
         for invoice, services in issued
@@ -232,28 +256,37 @@ def _most_talkative(services: list[Service], event: str) -> Package:
     return services[0].package
 
 
-def service_notice(event: str, service: Service, *, invoice: Invoice | None = None) -> Notice:
-    """What notify_service would send, for notify_many."""
+def service_notice(
+    event: str,
+    service: Service,
+    *,
+    invoice: Invoice | None = None,
+    texts: BatchTexts | None = None,
+) -> Notice:
+    """What notify_service would send, for notify_many; a batch shares its `texts`."""
     return Notice(
         events=[event],
         package=service.package,
         customer_id=service.customer_id,
-        context=_service_context(service, invoice),
+        context=_service_context(service, invoice, texts),
         service_ids=(service.pk,),
     )
 
 
-def _service_context(service: Service, invoice: Invoice | None) -> dict[str, str]:
+def _service_context(
+    service: Service, invoice: Invoice | None, texts: BatchTexts | None = None
+) -> dict[str, str]:
+    texts = texts or BatchTexts()
     return {
         "package_name": service.package_name,
         "service_number": str(service.pk),
         "price_name": service.price_name,
-        "recurring_amount": _money(service.recurring_amount) if service.is_recurring else "",
-        "trial_ends": _date(service.trial_ends_at),
-        "period_end": _date(service.current_period_end),
-        "grace_ends": _date(service.grace_ends_at),
-        "terminates_on": _date(service.terminates_at),
-        **(_invoice_context(invoice) if invoice is not None else {}),
+        "recurring_amount": texts.money(service.recurring_amount) if service.is_recurring else "",
+        "trial_ends": texts.date(service.trial_ends_at),
+        "period_end": texts.date(service.current_period_end),
+        "grace_ends": texts.date(service.grace_ends_at),
+        "terminates_on": texts.date(service.terminates_at),
+        **(_invoice_context(invoice, texts) if invoice is not None else {}),
     }
 
 

@@ -9,8 +9,9 @@ import pytest
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from subscriptions.bulk import rows_insert
-from subscriptions.models import Invoice, ServiceEvent
+from subscriptions.billing import RUN_FIELDS
+from subscriptions.bulk import instances_read, rows_insert
+from subscriptions.models import Invoice, Service, ServiceEvent
 from subscriptions.notifications import batch_send_notifications
 from subscriptions.queueing import tasks_enqueue_many
 from tests.factories import active_service, customers, usd
@@ -80,3 +81,23 @@ def test_rows_written_in_one_take_read_back_with_their_defaults_and_ids_in_order
 @pytest.mark.django_db(transaction=True)
 def test_rows_copied_into_postgresql_read_back_with_their_defaults_and_ids_in_order():
     write_and_read_back(customers(1)[0])
+
+
+def test_services_read_as_rows_hold_what_the_orm_reads_and_load_the_rest_on_access():
+    customer = customers(1)[0]
+    service = active_service(customer)
+    through_orm = Service.objects.only(*RUN_FIELDS).get(pk=service.pk)
+
+    [read] = instances_read(Service.objects.filter(pk=service.pk), RUN_FIELDS)
+
+    assert read == through_orm
+    for name in RUN_FIELDS:
+        assert getattr(read, name) == getattr(through_orm, name), name
+    assert read.recurring_amount == service.recurring_amount
+    assert read.get_deferred_fields() == through_orm.get_deferred_fields()
+    # A field left out loads when read, and a save updates the row it came from.
+    assert read.order_id == service.order_id
+    read.price_name = "Renamed"
+    read.save(update_fields=["price_name"])
+    assert Service.objects.get(pk=service.pk).price_name == "Renamed"
+    assert Service.objects.count() == 1

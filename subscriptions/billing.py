@@ -20,7 +20,7 @@ from catalog.currency import format_money
 from catalog.errors import ErrorCode, refuse
 from catalog.models import NotificationEvent, Package, PriceType
 
-from .bulk import instances_read
+from .bulk import OneOf, instances_read
 from .events import Kind, service_events_bulk
 from .invoicing import LineSpec, renewal_invoices_issue
 from .jobs import provisioning_jobs_enqueue_many
@@ -221,7 +221,7 @@ def _services_bill_due(run: BillingRun, now: datetime) -> None:
             )
             if not batch:
                 return
-            Service.objects.filter(pk__in=[service.pk for service in batch]).update(
+            Service.objects.filter(OneOf(F("pk"), [service.pk for service in batch])).update(
                 next_bill_at=None
             )
             packages.attach(batch)
@@ -277,7 +277,7 @@ def _grace_candidates(now: datetime):
     for invoice_ids in _batches(overdue.iterator(chunk_size=BATCH_SIZE), BATCH_SIZE):
         service_ids = (
             InvoiceLine.objects.filter(
-                invoice_id__in=invoice_ids,
+                OneOf(F("invoice_id"), invoice_ids),
                 service__status__in=[Service.Status.TRIAL, Service.Status.ACTIVE],
             )
             .order_by("service_id")
@@ -291,7 +291,7 @@ def _earliest_overdue_invoices(service_ids: list[int], now: datetime) -> dict[in
     """Each service's earliest invoice unpaid past its due date, the one grace counts from."""
     rows = (
         InvoiceLine.objects.filter(
-            service_id__in=service_ids,
+            OneOf(F("service_id"), service_ids),
             invoice__status=Invoice.Status.UNPAID,
             invoice__due_at__lte=now,
         )
@@ -305,7 +305,7 @@ def _earliest_overdue_invoices(service_ids: list[int], now: datetime) -> dict[in
     invoices = {
         invoice.pk: invoice
         for invoice in instances_read(
-            Invoice.objects.filter(pk__in=earliest.values()),
+            Invoice.objects.filter(OneOf(F("pk"), earliest.values())),
             ("pk", "number", "total", "total_currency", "due_at"),
         )
     }
@@ -337,7 +337,8 @@ def _services_enter_grace(run: BillingRun, now: datetime) -> None:
         with transaction.atomic():
             services = instances_read(
                 Service.objects.filter(
-                    pk__in=candidates, status__in=[Service.Status.TRIAL, Service.Status.ACTIVE]
+                    OneOf(F("pk"), candidates),
+                    status__in=[Service.Status.TRIAL, Service.Status.ACTIVE],
                 )
                 .order_by("pk")
                 .select_for_update(skip_locked=True, of=("self",)),
@@ -360,7 +361,7 @@ def _services_enter_grace(run: BillingRun, now: datetime) -> None:
             # One UPDATE per grace end (services due together share one), not a
             # CASE over the whole batch.
             for ends_at, pks in grace_ends.items():
-                Service.objects.filter(pk__in=pks).update(
+                Service.objects.filter(OneOf(F("pk"), pks)).update(
                     status=Service.Status.GRACE, grace_ends_at=ends_at
                 )
             service_events_bulk(

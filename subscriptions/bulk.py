@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from django.db import connection, models
+from django.db.models import Lookup
 from django.db.models.base import ModelState
 from django.utils import timezone
 
@@ -148,3 +149,24 @@ def instances_read(queryset: models.QuerySet[M], fields: Sequence[str]) -> list[
         instance._state = state
         instances.append(instance)
     return instances
+
+
+class OneOf(Lookup):
+    """`OneOf(F("pk"), ids)`: a filter on thousands of ids, sent as one array on PostgreSQL.
+
+    `pk__in` compiles, and psycopg then quotes, a placeholder per id: for a
+    billing run's batches of a thousand that was more Python than the query
+    took. Elsewhere (SQLite) it is the same IN list.
+    """
+
+    lookup_name = "one_of"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        lhs, params = self.process_lhs(compiler, connection)
+        values = list(self.rhs)
+        if connection.vendor == "postgresql":
+            return f"{lhs} = ANY(%s)", [*params, values]
+        if not values:
+            return "1 = 0", list(params)
+        return f"{lhs} IN ({', '.join(['%s'] * len(values))})", [*params, *values]

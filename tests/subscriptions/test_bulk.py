@@ -6,11 +6,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from subscriptions.billing import RUN_FIELDS
-from subscriptions.bulk import instances_read, rows_insert
+from subscriptions.bulk import OneOf, instances_read, rows_insert
 from subscriptions.models import Invoice, Service, ServiceEvent
 from subscriptions.notifications import batch_send_notifications
 from subscriptions.queueing import tasks_enqueue_many
@@ -101,3 +102,12 @@ def test_services_read_as_rows_hold_what_the_orm_reads_and_load_the_rest_on_acce
     read.save(update_fields=["price_name"])
     assert Service.objects.get(pk=service.pk).price_name == "Renamed"
     assert Service.objects.count() == 1
+
+
+def test_services_filtered_by_a_list_of_ids_are_those_listed_and_none_for_an_empty_list():
+    service = active_service(customers(1)[0])
+    listed = Service.objects.filter(OneOf(F("pk"), [service.pk + 1, service.pk]))
+
+    assert list(listed.values_list("pk", flat=True)) == [service.pk]
+    assert not Service.objects.filter(OneOf(F("pk"), [service.pk + 1])).exists()
+    assert not Service.objects.filter(OneOf(F("pk"), [])).exists()

@@ -174,7 +174,7 @@ def one(count: int, now: datetime) -> None:
     timings = []
     for _ in range(2):
         counter = QueryCounter()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         with connection.execute_wrapper(counter):
             if os.environ.get("BENCH_PROFILE") and not timings:
                 # BENCH_PROFILE=1 prints where the first run spends its time.
@@ -185,13 +185,18 @@ def one(count: int, now: datetime) -> None:
                 pstats.Stats(profile, stream=sys.stderr).sort_stats("cumulative").print_stats(40)
             else:
                 run = services_run_billing(now=now)
-        timings.append((time.perf_counter() - started, counter.count, run))
+        timings.append(
+            (time.perf_counter() - started, counter.count, run, time.process_time() - cpu_started)
+        )
     peak = peak_rss_kb()
     assert InvoiceLine.objects.filter(service__isnull=False).count() == count
     invoices = Invoice.objects.filter(kind="renewal").count()
-    (first, first_queries, first_run), (second, second_queries, _) = timings
+    (first, first_queries, first_run, first_cpu), (second, second_queries, _, _) = timings
     print(
-        f"{count:>8} services  first run {first:6.2f} s  {first_queries:5} queries "
+        # The CPU is this process's alone (Python and psycopg), not PostgreSQL's: on a
+        # shared machine it varies less than the wall time.
+        f"{count:>8} services  first run {first:6.2f} s (CPU here {first_cpu:5.2f} s)  "
+        f"{first_queries:5} queries "
         f"({first_queries / count:.4f}/service; {first_run.invoices} invoices, "
         f"{first_run.grace} in grace)  second run {second:5.2f} s  {second_queries} queries  "
         f"peak RSS during the runs {peak / 1024:.0f} MB ({base / 1024:.0f} MB before)  "

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.db import connection, models
 from django.utils import timezone
+from djmoney.money import Money
 
 # Rows per INSERT where there is no COPY: SQLite's limit of variables per statement.
 SQLITE_BATCH = 500
@@ -87,6 +88,33 @@ def rows_insert(
         context = {"connection": connection, "cursor": cursor}
         execute(f"COPY {table} ({quoted}) FROM STDIN", None, False, context)
     return ids
+
+
+def instances_insert(model: type[models.Model], instances: Sequence[models.Model]) -> None:
+    """Insert unsaved `instances` of `model` as rows, as `bulk_create` would, minus the ids.
+
+    For a few rows written on a hot path (a checkout's lines and events): their
+    values are read straight off the instances, where `bulk_create` prepares
+    each field of each instance through the ORM. Date fields filled on insert
+    (`auto_now_add`) get the time of the write; nothing reads the new rows' ids
+    back, so the instances stay unsaved.
+    """
+    fields = [
+        field
+        for field in model._meta.concrete_fields
+        if not field.primary_key
+        and not getattr(field, "auto_now", False)
+        and not getattr(field, "auto_now_add", False)
+    ]
+    columns = [field.attname for field in fields]
+    rows = (
+        [
+            value.amount if isinstance(value, Money) else value
+            for value in (getattr(instance, column) for column in columns)
+        ]
+        for instance in instances
+    )
+    rows_insert(model, columns, rows)
 
 
 def _defaults(model: type[models.Model], columns: Sequence[str]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from djmoney.money import Money
 from catalog.currency import format_money
 from catalog.models import NotificationEvent
 
-from .bulk import rows_insert
+from .bulk import instances_insert, rows_insert
 from .events import Kind, service_event_record, service_events_bulk
 from .lifecycle import order_mark_paid, service_invoice_paid
 from .models import Invoice, InvoiceLine, InvoiceNumberCounter, LineKind, Order, Service
@@ -100,7 +100,7 @@ def invoice_issue_new(*, invoice: Invoice, lines: list[InvoiceLine]) -> Invoice:
     invoice.save(force_insert=True)
     for line in lines:
         line.invoice = invoice
-    InvoiceLine.objects.bulk_create(lines)
+    instances_insert(InvoiceLine, lines)
     _announce(invoice)
     return invoice
 

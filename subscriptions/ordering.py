@@ -22,6 +22,7 @@ from catalog.models import Package, PackagePrice, VariantOption
 from catalog.selectors import STAND_IN_PK, PreparedRead, relation_cache_fill
 from catalog.stock import stock_lock, stock_lock_query, stock_take, stock_units_to_take
 
+from .bulk import instances_insert
 from .events import Kind, service_events_record
 from .invoicing import invoice_issue_new, invoice_settle
 from .lifecycle import service_cancel_for_closing, service_end
@@ -181,16 +182,19 @@ def _order_write(
     clean = {"validate_unique": False, "validate_constraints": False}
     order.full_clean(exclude=["customer", "package", "package_price"], **clean)
     order.save(force_insert=True)
-    OrderLine.objects.bulk_create(
-        OrderLine(
-            order=order,
-            **_line_fields(line, number),
-            variant_code=line.variant_code,
-            option_value=line.option_value,
-            recurring=line.recurring,
-            due_now=line.due_now,
-        )
-        for number, line in enumerate(quote.lines)
+    instances_insert(
+        OrderLine,
+        [
+            OrderLine(
+                order=order,
+                **_line_fields(line, number),
+                variant_code=line.variant_code,
+                option_value=line.option_value,
+                recurring=line.recurring,
+                due_now=line.due_now,
+            )
+            for number, line in enumerate(quote.lines)
+        ],
     )
 
     trial = quote.trial_applies

@@ -22,7 +22,7 @@ from catalog.models import Package, PackagePrice, VariantOption
 from catalog.selectors import STAND_IN_PK, PreparedRead, relation_cache_fill
 from catalog.stock import stock_lock, stock_lock_query, stock_take, stock_units_to_take
 
-from .bulk import instances_insert
+from .bulk import instances_insert, instances_insert_returning
 from .events import Kind, service_events_record
 from .invoicing import invoice_issue_new, invoice_settle
 from .lifecycle import service_cancel_for_closing, service_end
@@ -181,7 +181,7 @@ def _order_write(
     # and asking it first would cost a query each inside the locked transaction.
     clean = {"validate_unique": False, "validate_constraints": False}
     order.full_clean(exclude=["customer", "package", "package_price"], **clean)
-    order.save(force_insert=True)
+    instances_insert_returning(Order, [order])
     instances_insert(
         OrderLine,
         [
@@ -230,7 +230,7 @@ def _order_write(
     ]
     for service in services:
         service.full_clean(exclude=["customer", "order", "package", "provider_instance"], **clean)
-    Service.objects.bulk_create(services)
+    instances_insert_returning(Service, services)
 
     # The invoice is built and checked before the stock lock below: the package row
     # stays locked only for the statements that must follow it.

@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from subscriptions.bulk import rows_insert
-from subscriptions.models import Invoice, ServiceEvent
+from subscriptions.bulk import instances_insert, instances_insert_returning, rows_insert
+from subscriptions.models import Invoice, InvoiceLine, LineKind, ServiceEvent
 from subscriptions.notifications import batch_send_notifications
 from subscriptions.queueing import tasks_enqueue_many
 from tests.factories import active_service, customers, usd
@@ -80,3 +80,53 @@ def test_rows_written_in_one_take_read_back_with_their_defaults_and_ids_in_order
 @pytest.mark.django_db(transaction=True)
 def test_rows_copied_into_postgresql_read_back_with_their_defaults_and_ids_in_order():
     write_and_read_back(customers(1)[0])
+
+
+def write_instances_and_read_back(customer) -> None:
+    service = active_service(customer)
+    before = timezone.now()
+    invoices = [
+        Invoice(customer=customer, currency="USD", total=usd("12.50"), due_at=before),
+        Invoice(customer=customer, currency="USD", total=usd("0.99"), due_at=before, number="B"),
+    ]
+    instances_insert_returning(Invoice, invoices)
+    # Each instance has its own row's id and its insert date, as save() leaves them.
+    stored = Invoice.objects.in_bulk([invoice.pk for invoice in invoices])
+    assert [(stored[i.pk].total, stored[i.pk].number) for i in invoices] == [
+        (usd("12.50"), ""),
+        (usd("0.99"), "B"),
+    ]
+    assert [stored[i.pk].issued_at for i in invoices] == [i.issued_at for i in invoices]
+    assert all(invoice.issued_at >= before and not invoice._state.adding for invoice in invoices)
+
+    instances_insert(
+        InvoiceLine,
+        [
+            InvoiceLine(
+                invoice=invoices[0], kind=LineKind.PRICE, description="Monthly",
+                unit_amount=usd("6.25"), quantity=2, amount=usd("12.50"),
+            )
+        ],
+    )  # fmt: skip
+    assert [
+        (line.description, line.unit_amount, line.quantity, line.amount, line.service_id)
+        for line in invoices[0].lines.all()
+    ] == [("Monthly", usd("6.25"), 2, usd("12.50"), None)]
+
+    instances_insert(
+        ServiceEvent,
+        [ServiceEvent(service=service, kind="ordered", message="Order 1", data={"order": 1})],
+    )
+    [event] = ServiceEvent.objects.filter(service=service, message="Order 1")
+    assert (event.message, event.data, event.actor_id) == ("Order 1", {"order": 1}, None)
+    assert event.created_at >= before
+
+
+def test_instances_written_in_one_take_read_back_as_saved_with_their_ids_and_dates():
+    write_instances_and_read_back(customers(1)[0])
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_instances_written_to_postgresql_read_back_as_saved_with_their_ids_and_dates():
+    write_instances_and_read_back(customers(1)[0])

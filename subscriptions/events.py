@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from .bulk import rows_insert
+from .bulk import instances_insert, rows_insert
 from .models import Invoice, InvoiceLine, Service, ServiceEvent
 
 Kind = ServiceEvent.Kind
@@ -46,9 +46,14 @@ def service_events_record(
     ids = set(service_ids)
     if invoice is not None:
         ids |= invoice_service_ids(invoice)
-    ServiceEvent.objects.bulk_create(
-        ServiceEvent(service_id=pk, kind=kind, message=message[:500], data=data or {}, actor=actor)
-        for pk in sorted(ids)
+    instances_insert(
+        ServiceEvent,
+        [
+            ServiceEvent(
+                service_id=pk, kind=kind, message=message[:500], data=data or {}, actor=actor
+            )
+            for pk in sorted(ids)
+        ],
     )
     return len(ids)
 

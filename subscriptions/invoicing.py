@@ -23,7 +23,7 @@ from djmoney.money import Money
 
 from catalog.models import NotificationEvent
 
-from .bulk import rows_insert
+from .bulk import instances_insert, instances_insert_returning, rows_insert
 from .events import Kind, service_event_record, service_events_bulk
 from .lifecycle import order_mark_paid, service_invoice_paid
 from .models import Invoice, InvoiceLine, InvoiceNumberCounter, LineKind, Order, Service
@@ -96,10 +96,10 @@ def invoice_issue_new(*, invoice: Invoice, lines: list[InvoiceLine]) -> Invoice:
     """
     # Issued now: issued_at is filled as the row is written.
     invoice.number = invoice_number_take(year=timezone.localtime().year)
-    invoice.save(force_insert=True)
+    instances_insert_returning(Invoice, [invoice])
     for line in lines:
         line.invoice = invoice
-    InvoiceLine.objects.bulk_create(lines)
+    instances_insert(InvoiceLine, lines)
     _announce(invoice)
     return invoice
 

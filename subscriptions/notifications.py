@@ -46,7 +46,11 @@ def notify(
     wanted = [name for name in events if name in (package.notification_preferences or [])]
     if not wanted:
         return False
-    send_notifications.enqueue(events=wanted, customer_id=customer_id, context=context)
+    # One row, written without enqueue's normalizing: the context is plain strings already.
+    tasks_enqueue_many(
+        send_notifications,
+        [([], {"events": wanted, "customer_id": customer_id, "context": context})],
+    )
     return True
 
 

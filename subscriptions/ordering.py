@@ -22,6 +22,7 @@ from catalog.models import Package, PackagePrice, VariantOption
 from catalog.selectors import STAND_IN_PK, PreparedRead, relation_cache_fill
 from catalog.stock import stock_lock, stock_lock_query, stock_take, stock_units_to_take
 
+from .bulk import instances_insert, instances_insert_returning
 from .events import Kind, service_events_record
 from .invoicing import invoice_issue_new, invoice_settle
 from .lifecycle import service_cancel_for_closing, service_end
@@ -180,17 +181,20 @@ def _order_write(
     # and asking it first would cost a query each inside the locked transaction.
     clean = {"validate_unique": False, "validate_constraints": False}
     order.full_clean(exclude=["customer", "package", "package_price"], **clean)
-    order.save(force_insert=True)
-    OrderLine.objects.bulk_create(
-        OrderLine(
-            order=order,
-            **_line_fields(line, number),
-            variant_code=line.variant_code,
-            option_value=line.option_value,
-            recurring=line.recurring,
-            due_now=line.due_now,
-        )
-        for number, line in enumerate(quote.lines)
+    instances_insert_returning(Order, [order])
+    instances_insert(
+        OrderLine,
+        [
+            OrderLine(
+                order=order,
+                **_line_fields(line, number),
+                variant_code=line.variant_code,
+                option_value=line.option_value,
+                recurring=line.recurring,
+                due_now=line.due_now,
+            )
+            for number, line in enumerate(quote.lines)
+        ],
     )
 
     trial = quote.trial_applies
@@ -226,7 +230,7 @@ def _order_write(
     ]
     for service in services:
         service.full_clean(exclude=["customer", "order", "package", "provider_instance"], **clean)
-    Service.objects.bulk_create(services)
+    instances_insert_returning(Service, services)
 
     # The invoice is built and checked before the stock lock below: the package row
     # stays locked only for the statements that must follow it.

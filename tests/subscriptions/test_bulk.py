@@ -11,8 +11,14 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from subscriptions.billing import RUN_FIELDS
-from subscriptions.bulk import OneOf, instances_read, rows_insert
-from subscriptions.models import Invoice, Service, ServiceEvent
+from subscriptions.bulk import (
+    OneOf,
+    instances_insert,
+    instances_insert_returning,
+    instances_read,
+    rows_insert,
+)
+from subscriptions.models import Invoice, InvoiceLine, LineKind, Service, ServiceEvent
 from subscriptions.notifications import batch_send_notifications
 from subscriptions.queueing import tasks_enqueue_many
 from tests.factories import active_service, customers, usd
@@ -111,3 +117,53 @@ def test_services_filtered_by_a_list_of_ids_are_those_listed_and_none_for_an_emp
     assert list(listed.values_list("pk", flat=True)) == [service.pk]
     assert not Service.objects.filter(OneOf(F("pk"), [service.pk + 1])).exists()
     assert not Service.objects.filter(OneOf(F("pk"), [])).exists()
+
+
+def write_instances_and_read_back(customer) -> None:
+    service = active_service(customer)
+    before = timezone.now()
+    invoices = [
+        Invoice(customer=customer, currency="USD", total=usd("12.50"), due_at=before),
+        Invoice(customer=customer, currency="USD", total=usd("0.99"), due_at=before, number="B"),
+    ]
+    instances_insert_returning(Invoice, invoices)
+    # Each instance has its own row's id and its insert date, as save() leaves them.
+    stored = Invoice.objects.in_bulk([invoice.pk for invoice in invoices])
+    assert [(stored[i.pk].total, stored[i.pk].number) for i in invoices] == [
+        (usd("12.50"), ""),
+        (usd("0.99"), "B"),
+    ]
+    assert [stored[i.pk].issued_at for i in invoices] == [i.issued_at for i in invoices]
+    assert all(invoice.issued_at >= before and not invoice._state.adding for invoice in invoices)
+
+    instances_insert(
+        InvoiceLine,
+        [
+            InvoiceLine(
+                invoice=invoices[0], kind=LineKind.PRICE, description="Monthly",
+                unit_amount=usd("6.25"), quantity=2, amount=usd("12.50"),
+            )
+        ],
+    )  # fmt: skip
+    assert [
+        (line.description, line.unit_amount, line.quantity, line.amount, line.service_id)
+        for line in invoices[0].lines.all()
+    ] == [("Monthly", usd("6.25"), 2, usd("12.50"), None)]
+
+    instances_insert(
+        ServiceEvent,
+        [ServiceEvent(service=service, kind="ordered", message="Order 1", data={"order": 1})],
+    )
+    [event] = ServiceEvent.objects.filter(service=service, message="Order 1")
+    assert (event.message, event.data, event.actor_id) == ("Order 1", {"order": 1}, None)
+    assert event.created_at >= before
+
+
+def test_instances_written_in_one_take_read_back_as_saved_with_their_ids_and_dates():
+    write_instances_and_read_back(customers(1)[0])
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_instances_written_to_postgresql_read_back_as_saved_with_their_ids_and_dates():
+    write_instances_and_read_back(customers(1)[0])

@@ -39,7 +39,7 @@ from tests.support.servers import (
     wait_until_serving,
 )
 from tests.support.webhook_server import start_provider
-from tests.support.workers import kill, queue_empty, start_worker, stop_cleanly, wait_for
+from tests.support.workers import every_job_done, kill, start_worker, stop_cleanly, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -245,13 +245,7 @@ def test_two_servers_and_two_workers_provision_every_order_once_when_a_worker_di
         pay_by_card(bob, order(bob, second, package, quantity=3), on=first)
 
         wait_for(
-            lambda: (
-                ProvisioningJob.objects.count() == 6
-                and not ProvisioningJob.objects.exclude(
-                    status=ProvisioningJob.Status.SUCCEEDED
-                ).exists()
-                and queue_empty()  # the emails the jobs queued too
-            ),
+            lambda: every_job_done(6),
             timeout=40,
             what="every job to succeed and the queue to empty",
         )

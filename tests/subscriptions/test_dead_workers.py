@@ -18,7 +18,7 @@ from django_tasks_db.models import DBTaskResult
 from subscriptions.models import ProvisioningJob, Service
 from tests.factories import paid_webhook_services
 from tests.support.webhook_server import start_provider
-from tests.support.workers import kill, queue_empty, start_worker, stop_cleanly, wait_for
+from tests.support.workers import every_job_done, kill, start_worker, stop_cleanly, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -50,16 +50,7 @@ def test_jobs_of_killed_workers_complete_once_with_one_remote_resource_per_servi
             since = time.monotonic()
             workers = [start_worker(**WORKER_ENV), start_worker(**WORKER_ENV)]
 
-        wait_for(
-            lambda: (
-                not ProvisioningJob.objects.exclude(
-                    status=ProvisioningJob.Status.SUCCEEDED
-                ).exists()
-                and queue_empty()  # the emails the jobs queued too
-            ),
-            timeout=45,
-            what="every job to succeed and the queue to empty",
-        )
+        wait_for(every_job_done, timeout=45, what="every job to succeed and the queue to empty")
         stop_cleanly(workers)
     finally:
         for worker in workers:

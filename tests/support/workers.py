@@ -11,6 +11,8 @@ import time
 from django_tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
+from subscriptions.models import ProvisioningJob
+
 from .servers import ROOT, current_database_url
 
 
@@ -55,6 +57,16 @@ def queue_empty() -> bool:
     return not DBTaskResult.objects.filter(
         status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING]
     ).exists()
+
+
+def every_job_done(jobs: int | None = None) -> bool:
+    """Every provisioning job (`jobs` of them, when given) succeeded and the queue is empty
+    (the emails the jobs queued too)."""
+    succeeded = not ProvisioningJob.objects.exclude(
+        status=ProvisioningJob.Status.SUCCEEDED
+    ).exists()
+    counted = jobs is None or ProvisioningJob.objects.count() == jobs
+    return counted and succeeded and queue_empty()
 
 
 def kill(worker: subprocess.Popen) -> None:

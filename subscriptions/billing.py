@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import DateTimeField, Exists, F, OuterRef, Subquery, Value
 from django.db.models.functions import Greatest
@@ -198,13 +199,16 @@ class _Packages:
 
 
 def _services_bill_due(run: BillingRun, now: datetime) -> None:
-    """Bill every period that fell due, a batch of services per transaction.
+    """Bill every period that fell due, a batch of customers per transaction.
 
-    Services are selected by their indexed next_bill_at and locked with SKIP
-    LOCKED, so two runs that overlap share the work instead of waiting or
-    billing a period twice; a billed service's next_bill_at is cleared in the
-    same transaction, so no later batch or run selects it again until its
-    invoice is paid.
+    A batch takes its customers' locks (SKIP LOCKED, in id order, the lock a
+    payment takes to spend account credit) and then every due service of
+    theirs, so all of a customer's services due the same day are on one
+    invoice even when two runs overlap: the runs share the customers instead
+    of waiting or billing a period twice. A billed service's next_bill_at is
+    cleared in the same transaction, so no later batch or run selects it again
+    until its invoice is paid. A customer or service another transaction holds
+    is left to the next run.
     """
     # Renewals are invoiced BILLING_INVOICE_DAYS_BEFORE_DUE ahead of their due date.
     due = Service.objects.filter(
@@ -212,15 +216,30 @@ def _services_bill_due(run: BillingRun, now: datetime) -> None:
         status__in=BILLED_STATUSES,
         price_type=PriceType.RECURRING,
         cancel_at__isnull=True,
-    ).order_by("next_bill_at", "pk")
+    )
+    customers = (
+        get_user_model()
+        .objects.filter(pk__in=due.values("customer_id"))
+        .order_by("pk")
+        .select_for_update(skip_locked=True)
+        .values_list("pk", flat=True)
+    )
     packages = _Packages()
+    after = 0
     while True:
         with transaction.atomic():
+            customer_ids = list(customers.filter(pk__gt=after)[:BATCH_SIZE])
+            if not customer_ids:
+                return
+            after = customer_ids[-1]
             batch = instances_read(
-                due.select_for_update(skip_locked=True, of=("self",))[:BATCH_SIZE], RUN_FIELDS
+                due.filter(OneOf(F("customer_id"), customer_ids))
+                .order_by("next_bill_at", "pk")
+                .select_for_update(skip_locked=True, of=("self",)),
+                RUN_FIELDS,
             )
             if not batch:
-                return
+                continue
             Service.objects.filter(OneOf(F("pk"), [service.pk for service in batch])).update(
                 next_bill_at=None
             )
@@ -409,6 +428,17 @@ def _services_suspend_after_grace(run: BillingRun, now: datetime) -> None:
             batch = list(due.select_for_update(skip_locked=True, of=("self",))[:BATCH_SIZE])
             if not batch:
                 return
+            # Read again under the locks: a run that queued some of these and committed
+            # while this query ran left their rows unchanged, so the query's older view
+            # of the jobs still let them through.
+            queued = set(
+                ProvisioningJob.objects.filter(
+                    OneOf(F("service_id"), [service.pk for service in batch]),
+                    action=ProvisioningJob.Action.SUSPEND,
+                    status__in=ProvisioningJob.OPEN_STATUSES,
+                ).values_list("service_id", flat=True)
+            )
+            batch = [service for service in batch if service.pk not in queued]
             provisioning_jobs_enqueue_many(services=batch, action=ProvisioningJob.Action.SUSPEND)
             run.suspended += len(batch)
 

@@ -132,9 +132,9 @@ class LineSpec:
 def renewal_invoices_issue(specs: list[LineSpec]) -> list[Invoice]:
     """One invoice per customer, due day (UTC) and currency, a line per spec, in a few queries.
 
-    The invoice falls due with the earliest of its lines. Services of one
-    customer due the same day but selected in two batches of a run get one
-    invoice per batch.
+    The invoice falls due with the earliest of its lines. The billing run
+    passes every due service of a customer at once (it holds the customer's
+    lock), so a customer gets one invoice a day per currency.
 
     Call it holding the services' locks. A zero invoice is paid at once, as a
     renewal's always was; the customers are told in one notification task.

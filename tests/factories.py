@@ -296,8 +296,16 @@ def active_service(customer, **package_kwargs) -> Service:
 
 def with_period(service: Service, days: int = 30) -> Service:
     """A service whose current period is exactly `days` long, for round proration figures."""
-    start = service.current_period_start
-    Service.objects.filter(pk=service.pk).update(current_period_end=start + timedelta(days=days))
+    start, old_end = service.current_period_start, service.current_period_end
+    end = start + timedelta(days=days)
+    # The dates that follow the period end (not a trial's end) move with it: whatever
+    # length this month has, the run bills the period when it ends.
+    moved = {
+        field: end
+        for field in ("next_due_at", "next_bill_at")
+        if getattr(service, field) == old_end
+    }
+    Service.objects.filter(pk=service.pk).update(current_period_end=end, **moved)
     service.refresh_from_db()
     return service
 

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from subscriptions.accounts import customer_profile
+from subscriptions.accounts import invoice_bill_to
 from subscriptions.selectors import customer_invoices
 
 from . import selectors, services
@@ -145,7 +145,7 @@ def _document_context(invoice) -> dict:
         "invoice": invoice,
         "balance": services.invoice_balance(invoice),
         "paid": services.invoice_paid(invoice),
-        "bill_to": customer_profile(customer=invoice.customer).bill_to_lines,
+        "bill_to": invoice_bill_to(invoice=invoice),
         "seller": {
             "name": settings.BILLING_SELLER_NAME,
             "address": settings.BILLING_SELLER_ADDRESS,

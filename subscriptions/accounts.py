@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from catalog.errors import ErrorCode, refuse
 
-from .models import Customer, CustomerProfile
+from .models import Customer, CustomerProfile, Invoice
 
 EMAIL_TAKEN = "An account with this email address already exists."
 
@@ -118,6 +118,8 @@ def email_change_confirm(*, token: str) -> Customer:
     new_email = data["to"]
     if email_taken(new_email):  # someone signed up with it since the link was sent
         raise refuse(ErrorCode.EMAIL_TAKEN, EMAIL_TAKEN)
+    profile = CustomerProfile.objects.filter(customer=customer).first()
+    _customer_bill_to_freeze(customer, profile or CustomerProfile(customer=customer))
     old_email = customer.email
     customer.email = new_email
     customer.username = customer_username(new_email)
@@ -132,6 +134,29 @@ def email_change_confirm(*, token: str) -> Customer:
     return customer
 
 
+def customer_bill_to(*, customer: Customer, profile: CustomerProfile | None = None) -> list[str]:
+    """The invoice's "Billed to" block for the customer now: their billing details (or
+    their name, else their email) and their email."""
+    lines = (profile or customer_profile(customer=customer)).bill_to_lines
+    return [*(lines or [customer.get_full_name() or customer.email]), customer.email]
+
+
+def invoice_bill_to(*, invoice: Invoice) -> list[str]:
+    """The "Billed to" block the invoice prints: as it was when the invoice was issued."""
+    if invoice.bill_to is not None:
+        return invoice.bill_to
+    return customer_bill_to(customer=invoice.customer)
+
+
+def _customer_bill_to_freeze(customer: Customer, profile: CustomerProfile) -> None:
+    """Before the customer's details change: their invoices keep the block they were
+    issued with. Call it holding the customer's or the profile's lock, with the profile
+    as saved."""
+    Invoice.objects.filter(customer=customer, bill_to__isnull=True).update(
+        bill_to=customer_bill_to(customer=customer, profile=profile)
+    )
+
+
 def customer_profile(*, customer: Customer) -> CustomerProfile:
     """The customer's billing details; an empty, unsaved one when they gave none yet."""
     try:
@@ -144,6 +169,7 @@ def customer_profile(*, customer: Customer) -> CustomerProfile:
 def customer_profile_update(*, customer: Customer, **fields: str) -> CustomerProfile:
     """Save the customer's billing details: name, company, address, country, vat_id."""
     profile, _ = CustomerProfile.objects.select_for_update().get_or_create(customer=customer)
+    _customer_bill_to_freeze(customer, profile)
     for name, value in fields.items():
         setattr(profile, name, value)
     profile.full_clean()

@@ -177,6 +177,11 @@ class Invoice(models.Model):
     due_at = models.DateTimeField()
     paid_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # The "Billed to" block as it was when the invoice was issued. Written only when the
+    # customer changes their billing details or email (subscriptions.accounts):
+    # until then the customer's current details are those of the issue, and issuing
+    # costs no read of them.
+    bill_to = models.JSONField(null=True, blank=True, editable=False)
 
     objects = InvoiceQuerySet.as_manager()
 

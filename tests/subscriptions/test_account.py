@@ -104,6 +104,42 @@ def test_without_billing_details_the_invoice_is_billed_to_the_email(customer_cli
     assert "ann@example.com" in html[html.index('id="bill-to"') :]
 
 
+def bill_to_of(client, invoice) -> str:
+    html = client.get(reverse("payments:invoice_document", args=[invoice.pk])).content.decode()
+    start = html.index('id="bill-to"')
+    return html[start : html.index("</section>", start)]
+
+
+def test_an_invoice_keeps_the_details_it_was_issued_with_when_they_change(
+    customer_client, customer, mailoutbox
+):
+    customer_client.post(reverse("subscriptions:account_profile"), PROFILE)
+    package, monthly, options = shop_package()
+    before = place(customer, package, monthly, [options["eu"]]).invoices.get()
+
+    customer_client.post(
+        reverse("subscriptions:account_profile"),
+        {**PROFILE, "company": "Other AG", "address": "Ring 2\n80331 München"},
+    )
+    customer_client.post(
+        reverse("subscriptions:account_email"),
+        {"email": "ann.new@example.com", "password": "ann-password-1"},
+    )
+    customer_client.get(link_in(mailoutbox[-1]))
+    after = place(customer, package, monthly, [options["eu"]]).invoices.get()
+
+    issued = bill_to_of(customer_client, before)
+    assert "Example GmbH" in issued and "Hauptstraße 1" in issued
+    assert "ann@example.com" in issued and "Other AG" not in issued
+    later = bill_to_of(customer_client, after)
+    assert "Other AG" in later and "80331 München" in later and "ann.new@example.com" in later
+    assert "Example GmbH" not in later
+    # The first change froze the first invoice; the second left it as it was.
+    before.refresh_from_db()
+    assert before.bill_to[:2] == ["Ann Example", "Example GmbH"]
+    assert before.bill_to[-1] == "ann@example.com"
+
+
 # --- email ------------------------------------------------------------------------------
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.http import QueryDict
 from django.utils import timezone
 
+from catalog.errors import ErrorCode, refuse
 from catalog.models import Package
 
 from . import billing, jobs, lifecycle, plan_changes
@@ -40,6 +42,8 @@ class Confirmation:
     remote_id: bool = False
     # Set when the action cannot be done now: the page says why and offers no button.
     refusal: str = ""
+    # What the button confirms, signed (a package change's figures): posted as "preview".
+    token: str = ""
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,7 @@ def _change_confirm(service: Service, data: QueryDict) -> Confirmation:
     except ValidationError as error:
         confirmation.refusal = " ".join(error.messages)
         return confirmation
+    confirmation.token = plan_changes.preview_token(preview)
     if preview.is_upgrade:
         confirmation.lines.append(
             f"Upgrade to {target.name} now: charged {preview.charge} for the rest of the "
@@ -161,8 +166,16 @@ def _change_confirm(service: Service, data: QueryDict) -> Confirmation:
 
 def _change(service: Service, data: QueryDict, user) -> str:
     target = _target(service, data)
+    try:
+        confirmed = plan_changes.preview_token_read(data.get("preview", ""), target)
+    except signing.BadSignature:  # also one over 30 minutes old
+        raise refuse(
+            ErrorCode.PREVIEW_OUTDATED,
+            "That preview is out of date; review the figures below and confirm again.",
+        ) from None
+    # Billed as previewed: prorated to the moment staff saw it, refused if a figure moved.
     change = plan_changes.service_change_package(
-        service=service, customer=service.customer, package=target
+        service=service, customer=service.customer, package=target, confirmed=confirmed
     )
     if change.direction == PlanChange.Direction.UPGRADE:
         return (

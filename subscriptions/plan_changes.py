@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
+from django.core import signing
 from django.db import transaction
 from django.utils import timezone
 from djmoney.money import Money
@@ -116,6 +117,30 @@ class Preview:
             "applies_at": "" if self.is_upgrade else self.applies_at.isoformat(),
             "priced_at": self.priced_at.isoformat(),
         }
+
+
+# A preview's figures travel in the confirm form, signed, for at most this long.
+PREVIEW_MAX_AGE = 30 * 60
+PREVIEW_SALT = "subscriptions.views.plan_change_preview"
+
+
+def preview_token(preview: Preview) -> str:
+    """The preview's figures for the confirm form to carry, signed."""
+    return signing.dumps(preview.figures(), salt=PREVIEW_SALT)
+
+
+def preview_token_read(token: str, package: Package | None) -> dict[str, str]:
+    """The figures a confirm form carried for moving to `package`.
+
+    Raises signing.SignatureExpired for a preview over PREVIEW_MAX_AGE old, and
+    signing.BadSignature for one altered, missing, or of another package.
+    """
+    confirmed = signing.loads(token, salt=PREVIEW_SALT, max_age=PREVIEW_MAX_AGE)
+    if not isinstance(confirmed, dict) or confirmed.get("package") != str(
+        getattr(package, "pk", "")
+    ):
+        raise signing.BadSignature("The preview is of another change.")
+    return confirmed
 
 
 def service_change_preview(

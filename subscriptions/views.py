@@ -179,8 +179,6 @@ def _service_context(service: Service) -> dict:
 
 
 # A plan-change preview is good for this long; then the customer looks at fresh figures.
-PREVIEW_MAX_AGE = 30 * 60
-PREVIEW_SALT = "subscriptions.views.plan_change_preview"
 
 
 def _target_from(data) -> Package | None:
@@ -218,7 +216,7 @@ def _change_preview_page(request, service: Service, target: Package | None, noti
             "service": service,
             "preview": preview,
             "notice": notice,
-            "token": signing.dumps(preview.figures(), salt=PREVIEW_SALT),
+            "token": plan_changes.preview_token(preview),
         },
         status=409 if notice else 200,
     )
@@ -233,18 +231,12 @@ def service_change_package(request, pk: int):
     target = _target_from(request.POST)
     again = "Review the change, then confirm it."
     try:
-        confirmed = signing.loads(
-            request.POST.get("preview", ""), salt=PREVIEW_SALT, max_age=PREVIEW_MAX_AGE
-        )
+        confirmed = plan_changes.preview_token_read(request.POST.get("preview", ""), target)
     except signing.SignatureExpired:
         return _change_preview_page(
             request, service, target, "That preview is over 30 minutes old; here it is again."
         )
     except signing.BadSignature:
-        return _change_preview_page(request, service, target, again)
-    if not isinstance(confirmed, dict) or confirmed.get("package") != str(
-        getattr(target, "pk", "")
-    ):
         return _change_preview_page(request, service, target, again)
     try:
         change = plan_changes.service_change_package(

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
+import time_machine
 from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 from django.utils.html import escape
 
+from catalog.models import PackagePriceAmount
 from subscriptions.billing import service_period_lines
 from subscriptions.jobs import provisioning_job_run
 from subscriptions.models import Invoice, ProvisioningJob, Service, ServiceEvent
-from tests.factories import active_service, paid_service, paid_webhook_services, target_of
+from tests.factories import (
+    active_service,
+    paid_service,
+    paid_webhook_services,
+    target_of,
+    usd,
+)
 from tests.factories import with_period as with_a_30_day_period
 
 pytestmark = pytest.mark.django_db
@@ -139,7 +148,9 @@ def test_change_package_previews_the_charge_the_invoice_then_bills(staff_client,
     preview = staff_client.get(console_url(service, "change-package"), {"choice": target.pk})
     assert "Upgrade to" in preview.content.decode()
     response = staff_client.post(
-        console_url(service, "change-package"), {"choice": target.pk}, follow=True
+        console_url(service, "change-package"),
+        {"choice": target.pk, "preview": preview_token(preview)},
+        follow=True,
     )
     invoice = Invoice.objects.get(kind=Invoice.Kind.PLAN_CHANGE)
     assert f"charged {escape(invoice.total)} for the rest" in preview.content.decode()
@@ -148,6 +159,48 @@ def test_change_package_previews_the_charge_the_invoice_then_bills(staff_client,
     assert any("Moved to" in message for message in messages_of(response))
     assert service.events.filter(kind="plan_changed").exists()
     assert len(staff_events(service)) == 1
+
+
+def preview_token(page) -> str:
+    return re.search(r'name="preview" value="([^"]+)"', page.content.decode()).group(1)
+
+
+def test_change_package_bills_what_the_preview_showed_hours_later(staff_client, customer):
+    service = with_a_30_day_period(active_service(customer, tier=1))
+    target = target_of(service.package, tier=2, price="40")
+    start = service.current_period_start
+    with time_machine.travel(start + timedelta(days=10), tick=False):
+        preview = staff_client.get(console_url(service, "change-package"), {"choice": target.pk})
+    shown = re.search(r"charged ([^ ]+ [A-Z]{3}|[^ ]+) for the rest", preview.content.decode())
+    with time_machine.travel(start + timedelta(days=10, minutes=20), tick=False):
+        staff_client.post(
+            console_url(service, "change-package"),
+            {"choice": target.pk, "preview": preview_token(preview)},
+        )
+
+    invoice = Invoice.objects.get(kind=Invoice.Kind.PLAN_CHANGE)
+    assert escape(invoice.total) == shown.group(1)  # prorated to the moment it was shown
+
+
+def test_change_package_refuses_a_missing_or_outdated_preview_and_bills_nothing(
+    staff_client, customer
+):
+    service = with_a_30_day_period(active_service(customer, tier=1))
+    target = target_of(service.package, tier=2, price="40")
+    preview = staff_client.get(console_url(service, "change-package"), {"choice": target.pk})
+    token = preview_token(preview)
+    # The target's price changes after staff saw the figures.
+    PackagePriceAmount.objects.filter(package_price__package=target).update(price=usd(50))
+
+    for data in ({"choice": target.pk}, {"choice": target.pk, "preview": token}):
+        response = staff_client.post(console_url(service, "change-package"), data)
+        assert response.status_code == 400
+        assert not Invoice.objects.filter(kind=Invoice.Kind.PLAN_CHANGE).exists()
+        service.refresh_from_db()
+        assert service.package != target
+    # The page shows the figures again, at the new price, with a new token to confirm.
+    assert preview_token(response) != token
+    assert not staff_events(service)
 
 
 def test_cancel_at_the_period_end_schedules_it_and_cancel_now_ends_it(staff_client, customer):

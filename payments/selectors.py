@@ -21,9 +21,13 @@ def _invoice_page_queryset() -> QuerySet[Invoice]:
     )
 
 
-def invoice_for_customer_or_404(*, customer, pk: int) -> Invoice:
+def invoice_for_customer_or_404(*, customer, pk: int, page: bool = True) -> Invoice:
+    """The customer's invoice; with `page`, with what its page shows (lines, payments,
+    credit notes). Paying reads the invoice alone: the payment reads what it needs
+    under the invoice's lock."""
+    invoices = _invoice_page_queryset() if page else Invoice.objects.all()
     try:
-        return _invoice_page_queryset().get(customer=customer, pk=pk)
+        return invoices.get(customer=customer, pk=pk)
     except Invoice.DoesNotExist:
         raise Http404("No such invoice.") from None
 

@@ -50,6 +50,13 @@ def _pay_options(invoice, posted_gateway=None, posted_form=None) -> list[dict]:
     return options
 
 
+def _invoice_page_again(request, invoice, *, status: int, **kwargs):
+    """The invoice's page after a refused payment: read with all it shows (paying read
+    the invoice alone)."""
+    invoice = selectors.invoice_for_customer_or_404(customer=request.user, pk=invoice.pk)
+    return _invoice_page(request, invoice, status=status, **kwargs)
+
+
 def _invoice_page(request, invoice, *, status=200, errors=(), gateway=None, form=None):
     balance = services.invoice_balance(invoice)
     return render(
@@ -78,14 +85,14 @@ def invoice_detail(request, pk: int):
 @login_required
 @require_POST
 def invoice_pay(request, pk: int, gateway_pk: int):
-    invoice = selectors.invoice_for_customer_or_404(customer=request.user, pk=pk)
+    invoice = selectors.invoice_for_customer_or_404(customer=request.user, pk=pk, page=False)
     gateway = GatewayInstance.objects.filter(pk=gateway_pk, is_active=True).first()
     if gateway is None:
         raise Http404("No such payment method.")
     gateway = gateway.get_real_instance()
     form = gateway.plugin.payment_form(request.POST, prefix=f"gateway{gateway.pk}")
     if not form.is_valid():
-        return _invoice_page(request, invoice, status=400, gateway=gateway, form=form)
+        return _invoice_page_again(request, invoice, status=400, gateway=gateway, form=form)
     if gateway.plugin.redirects:
         return _checkout_redirect(request, invoice, gateway, form.cleaned_data)
     try:
@@ -97,7 +104,7 @@ def invoice_pay(request, pk: int, gateway_pk: int):
             attempt_key=request.POST.get("attempt_key", "")[:64],
         )
     except ValidationError as error:
-        return _invoice_page(request, invoice, status=409, errors=error.messages)
+        return _invoice_page_again(request, invoice, status=409, errors=error.messages)
     if payment.status != payment.Status.SUCCEEDED:
         messages.error(request, f"The payment did not go through: {payment.failure_message}")
         return redirect("payments:invoice", pk=invoice.pk)
@@ -120,7 +127,7 @@ def _checkout_redirect(request, invoice, gateway, data: dict):
             save_card=bool(data.get("save_card")),
         )
     except ValidationError as error:
-        return _invoice_page(request, invoice, status=409, errors=error.messages)
+        return _invoice_page_again(request, invoice, status=409, errors=error.messages)
     return redirect(url)
 
 

@@ -95,10 +95,14 @@ def provisioning_job_enqueue(
     *, service: Service, action: str, payload: dict | None = None
 ) -> ProvisioningJob:
     """Call within the transaction of the change: the job and its task commit with it."""
-    job = ProvisioningJob(service=service, action=action, payload=payload or {})
-    job.full_clean(exclude=["service"], validate_constraints=False)
+    # Its task's id chosen first, so the job is written once: its idempotency key is a
+    # fresh UUID and one open job per action is the database's constraint to enforce.
+    job = ProvisioningJob(
+        service=service, action=action, payload=payload or {}, task_id=str(uuid.uuid4())
+    )
+    job.full_clean(exclude=["service"], validate_unique=False, validate_constraints=False)
     job.save()
-    _queue_task(job)
+    tasks_enqueue_many(run_provisioning_job, [([job.pk], {})], ids=[job.task_id])
     service_event_record(
         service,
         Kind.JOB_QUEUED,

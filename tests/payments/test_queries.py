@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from subscriptions.models import Invoice, ProvisioningJob, ServiceEvent
 from tests.factories import place_order
-from tests.payments.test_views import pay
+from tests.support.pages import pay
 
 # Counted outside a test transaction, as a server runs it, once its process has read the
 # gateway's content type (Django keeps it). Session, user, the invoice, the gateway (its

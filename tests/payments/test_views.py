@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
 from django.urls import reverse
 
@@ -11,22 +9,9 @@ from payments.models import Payment
 from payments.services import credit_adjust, payment_record
 from subscriptions.models import Invoice, Order
 from tests.factories import usd
+from tests.support.pages import pay
 
 pytestmark = pytest.mark.django_db
-EXPIRY = f"12/{date.today().year % 100 + 2:02d}"
-
-
-def pay(client, invoice, gateway, number, **extra):
-    prefix = f"gateway{gateway.pk}"
-    return client.post(
-        reverse("payments:pay", args=[invoice.pk, gateway.pk]),
-        {
-            f"{prefix}-number": number,
-            f"{prefix}-expiry": EXPIRY,
-            f"{prefix}-cvc": "123",
-            "attempt_key": extra.get("attempt_key", "a1"),
-        },  # fmt: skip
-    )
 
 
 def test_the_invoice_page_offers_each_gateway_of_its_currency(

@@ -3,10 +3,12 @@
     .venv/bin/python bench/checkout.py [--clients 8] [--orders 50] [--port 55499] [--runs all]
 
 Prints per run: orders/s, p50 and p99 latency, SQL queries per order (what
-each checkout POST sent, counted in every client: 19 on the stock run, the 16 of
-CHECKOUT_PLACE_QUERIES in tests/subscriptions/test_queries.py plus the customer's
-lock for the per-user limit, the package row's lock and the stock take), units oversold and
-per-user-limit violations (both must be 0). The stock-tracked package has a
+each checkout POST sent, counted on every 10th order of each client, as counting
+costs CPU: CHECKOUT_PLACE_QUERIES in tests/subscriptions/test_queries.py on the
+unlimited run, CHECKOUT_PLACE_STOCK_QUERIES on the stock run), the CPU time per
+order of the clients' Python and of their PostgreSQL backends (read from /proc:
+the machine is shared, and CPU per order is steadier than orders/s), units
+oversold and per-user-limit violations (both must be 0). The stock-tracked package has a
 unit per order plus one per client, and a per-user limit of --orders: every
 client reaches its limit, then tries one order more, which stock would allow
 but the limit must refuse (a success is a violation); no customer may end up
@@ -144,36 +146,73 @@ def client_process(
 
     client = Client()
     client.force_login(get_user_model().objects.get(pk=customer_id))
-    latencies, failures, queries = [], [], 0
+    latencies, failures, queries, counted = [], [], 0, 0
+    backend = backend_cpu_reader(connection)
     time.sleep(max(0.0, start_at - time.time()))
-    for _ in range(orders):
+    cpu_started, backend_started = time.process_time(), backend()
+
+    def post(path: str, posted: dict, count: bool):
+        nonlocal queries
+        if not count:
+            response = client.post(path, posted)
+        else:
+            # Counted per request: each request resets Django's query log, so a
+            # capture around two of them would read an emptied log.
+            with CaptureQueriesContext(connection) as captured:
+                response = client.post(path, posted)
+            queries += len(captured)
+        # A browser shows the "order placed" message on the next page, which clears
+        # it; carrying it to the next POST would make every request read and write it.
+        client.cookies.pop("messages", None)
+        return response
+
+    for number in range(orders):
+        count = number % 10 == 0
+        counted += count
         # A new token per order, as each checkout page carries one.
         posted = {**data, "checkout_token": uuid.uuid4().hex}
         started = time.perf_counter()
-        # Counted per request: each request resets Django's query log, so a capture
-        # around two of them would read an emptied log.
-        with CaptureQueriesContext(connection) as captured:
-            response = client.post(url, posted)
-        queries += len(captured)
+        response = post(url, posted, count)
         if response.status_code == 302 and gateway_pk is not None:
             pay_url = f"{response.url}pay/{gateway_pk}/"
             card = {f"gateway{gateway_pk}-{name}": value for name, value in PAY_CARD.items()}
-            with CaptureQueriesContext(connection) as captured:
-                response = client.post(pay_url, card)
-            queries += len(captured)
+            response = post(pay_url, card, count)
         latencies.append(time.perf_counter() - started)
         if response.status_code != 302:
             failures.append(f"HTTP {response.status_code}")
         elif gateway_pk is not None and "/account/orders/" not in response.url:
             failures.append(f"not paid: sent to {response.url}")  # a paid order's page
+    cpu = (time.process_time() - cpu_started, backend() - backend_started)
     over_limit = client.post(url, {**data, "checkout_token": uuid.uuid4().hex}).status_code
-    queue.put((latencies, failures, time.time(), queries, over_limit))
+    queue.put((latencies, failures, time.time(), queries / max(counted, 1), over_limit, cpu))
+
+
+def backend_cpu_reader(connection) -> Callable[[], float]:
+    """A function giving the CPU seconds this connection's PostgreSQL backend used so far.
+
+    Read from /proc (the server runs on this machine); 0 where it cannot be read.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        [pid] = cursor.fetchone()
+    stat = Path(f"/proc/{pid}/stat")
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def read() -> float:
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+
+    return read
 
 
 def run_clients(
     package, price, option, clients: int, orders: int, gateway_pk=None
-) -> tuple[float, list[float], int, list[int]]:
-    """(seconds, latencies, queries sent, the status of each client's order past its limit)."""
+) -> tuple[float, list[float], float, list[int], tuple[float, float]]:
+    """(seconds, latencies, queries per order, the status of each client's order past its
+    limit, (the clients' CPU seconds, their backends' CPU seconds))."""
     import multiprocessing
 
     from django.contrib.auth import get_user_model
@@ -202,13 +241,14 @@ def run_clients(
     results = [queue.get() for _ in processes]
     for process in processes:
         process.join()
-    failures = [failure for _, fails, _, _, _ in results for failure in fails]
+    failures = [failure for _, fails, *_ in results for failure in fails]
     if failures:
         sys.exit(f"{len(failures)} orders failed, e.g. {failures[0]}")
-    elapsed = max(finished for _, _, finished, _, _ in results) - start_at
-    latencies = [latency for mine, _, _, _, _ in results for latency in mine]
-    queries = sum(sent for _, _, _, sent, _ in results)
-    return elapsed, latencies, queries, [status for *_, status in results]
+    elapsed = max(finished for _, _, finished, *_ in results) - start_at
+    latencies = [latency for mine, *_ in results for latency in mine]
+    queries = sum(sent for _, _, _, sent, *_ in results) / len(results)
+    cpu = (sum(cpu[0] for *_, cpu in results), sum(cpu[1] for *_, cpu in results))
+    return elapsed, latencies, queries, [status for *_, status, _ in results], cpu
 
 
 def limit_violations(package, over_limit_statuses: list[int]) -> int:
@@ -277,7 +317,7 @@ def main() -> None:
             runs = runs[:1]
         for label, stock, per_user_limit, gateway_pk in runs:
             package, price, option = build_store(stock, per_user_limit)
-            elapsed, latencies, queries, over_limit = run_clients(
+            elapsed, latencies, queries, over_limit, cpu = run_clients(
                 package, price, option, args.clients, args.orders, gateway_pk
             )
             package.refresh_from_db()
@@ -288,7 +328,9 @@ def main() -> None:
                 f"{label:26} {len(latencies) / elapsed:7.1f} {unit:13}   "
                 f"p50 {percentile(latencies, 0.50) * 1000:6.1f} ms   "
                 f"p99 {percentile(latencies, 0.99) * 1000:6.1f} ms   "
-                f"{queries / len(latencies):5.1f} queries/order   "
+                f"{queries:5.1f} queries/order   "
+                f"CPU/order: app {cpu[0] / len(latencies) * 1000:5.1f} ms, "
+                f"db {cpu[1] / len(latencies) * 1000:4.1f} ms   "
                 f"stock left {package.stock_qty}   oversold {oversold}   "
                 f"per-user-limit violations {limit_violations(package, over_limit)}"
             )

@@ -96,6 +96,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         **DATABASES["default"].get("OPTIONS", {}),
     }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
+    "DATABASE_PREPARED_STATEMENTS", True
+):
+    # Server-side prepared statements: a checkout sends the same few statements on every
+    # order, and PostgreSQL parsed and planned each one again. psycopg prepares a
+    # statement on its second use per connection; that needs server-side binding
+    # (a client-side-binding cursor never prepares). PgBouncer in transaction mode
+    # cannot keep a connection's prepared statements: DATABASE_PREPARED_STATEMENTS=false.
+    DATABASES["default"]["OPTIONS"] = {
+        "server_side_binding": True,
+        "prepare_threshold": 1,
+        **DATABASES["default"].get("OPTIONS", {}),
+    }
 
 # Several web servers share cached storefront pages (and the sign-up throttle's counts)
 # through Redis; one server keeps them in its own memory. The page cache stays right

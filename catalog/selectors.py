@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model, Prefetch, QuerySet
+from django.db.models.sql import UpdateQuery
 
 from .models import (
     Catalog,
@@ -119,6 +120,11 @@ class PreparedRead:
     def _compile(self) -> _Compiled:
         compiler = self._build(*self._stand_ins).query.get_compiler(using=self.db)
         sql, params = compiler.as_sql()
+        columns = [column for column, _, _ in compiler.select[: compiler.col_count]]
+        return self._with_slots(sql, params, list(compiler.get_converters(columns).items()))
+
+    def _with_slots(self, sql: str, params: Iterable[Any], converters: list[Any]) -> _Compiled:
+        params = tuple(params)
         slots = [
             (position, self._stand_ins.index(param))
             for position, param in enumerate(params)
@@ -126,8 +132,38 @@ class PreparedRead:
         ]
         if {argument for _, argument in slots} != set(range(len(self._stand_ins))):
             raise ImproperlyConfigured(f"A stand-in is missing from the parameters of {sql}")
-        columns = [column for column, _, _ in compiler.select[: compiler.col_count]]
-        return sql, tuple(params), slots, list(compiler.get_converters(columns).items())
+        return sql, params, slots, converters
+
+
+class PreparedUpdate(PreparedRead):
+    """An UPDATE ... RETURNING built once per process, as a PreparedRead builds a read.
+
+    It sets `values(*stand_ins)` (field name: value or expression) on the rows of
+    `build(*stand_ins)` and returns `returning`'s columns of each row it changed,
+    as the database gives them (no conversion: plain numbers and strings).
+    """
+
+    def __init__(
+        self,
+        build: Callable[..., QuerySet[Any]],
+        values: Callable[..., dict[str, Any]],
+        returning: list[str],
+        *stand_ins: int | str,
+    ) -> None:
+        super().__init__(build, *stand_ins)
+        self._values = values
+        self._returning = returning
+
+    def _compile(self) -> _Compiled:
+        queryset = self._build(*self._stand_ins)
+        query = cast(UpdateQuery, queryset.query.chain(UpdateQuery))
+        query.annotations = {}  # as QuerySet.update() does: the WHERE holds what it reads
+        query.add_update_values(self._values(*self._stand_ins))
+        sql, params = query.get_compiler(using=self.db).as_sql()
+        quote = connections[self.db].ops.quote_name
+        meta = queryset.model._meta
+        columns = ", ".join(quote(str(meta.get_field(name).column)) for name in self._returning)
+        return self._with_slots(f"{sql} RETURNING {columns}", params, [])
 
 
 class PreparedTree(PreparedRead):

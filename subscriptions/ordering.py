@@ -19,10 +19,18 @@ from djmoney.money import Money
 
 from catalog.errors import ErrorCode, Refusal, refuse
 from catalog.models import Package, PackagePrice, VariantOption
-from catalog.selectors import STAND_IN_PK, PreparedRead, relation_cache_fill
-from catalog.stock import stock_lock, stock_lock_query, stock_take, stock_units_to_take
+from catalog.selectors import STAND_IN_PK, PreparedRead, PreparedUpdate, relation_cache_fill
+from catalog.stock import (
+    stock_lock,
+    stock_lock_query,
+    stock_take,
+    stock_take_at_once,
+    stock_take_query,
+    stock_take_values,
+    stock_units_to_take,
+)
 
-from .bulk import instances_insert, instances_insert_returning
+from .bulk import instances_insert, instances_insert_returning, rows_together
 from .events import Kind, service_events_record
 from .invoicing import invoice_issue_new, invoice_settle
 from .lifecycle import service_cancel_for_closing, service_end
@@ -57,25 +65,45 @@ def _lock_customer(customer: Customer) -> None:
         )
 
 
-# The stock lock that also counts what the customer held before this order (the
-# services of the package they hold, less this order's): see stock_lock.
+def _held_before(package_id: int, customer_id: int, order_id: int) -> Coalesce:
+    """How many of the package the customer held before this order (their live services
+    of it, less this order's), as an expression of the statements below."""
+    return Coalesce(
+        Subquery(
+            held_services(package_id, customer_id)
+            .exclude(order_id=order_id)
+            .values("customer")
+            .annotate(n=Count("pk"))
+            .values("n")
+        ),
+        0,
+    )
+
+
+# The stock lock that also counts what the customer held before this order: see stock_lock.
 _STOCK_LOCK_HELD = PreparedRead(
     lambda package_id, customer_id, order_id: stock_lock_query(
-        package_id,
-        held=Coalesce(
-            Subquery(
-                held_services(package_id, customer_id)
-                .exclude(order_id=order_id)
-                .values("customer")
-                .annotate(n=Count("pk"))
-                .values("n")
-            ),
-            0,
-        ),
+        package_id, held=_held_before(package_id, customer_id, order_id)
     ),
     STAND_IN_PK,
     STAND_IN_PK - 1,
     STAND_IN_PK - 2,
+)
+# The stock taken at once, when the customer held at most `most_held` before this order
+# (the limit less its units): see stock_take_at_once.
+_STOCK_TAKE_HELD = PreparedUpdate(
+    lambda package_id, units, customer_id, order_id, most_held: (
+        stock_take_query(package_id, units)
+        .alias(held=_held_before(package_id, customer_id, order_id))
+        .filter(held__lte=most_held)
+    ),
+    stock_take_values,
+    ["stock_qty"],
+    STAND_IN_PK,
+    STAND_IN_PK - 1,
+    STAND_IN_PK - 2,
+    STAND_IN_PK - 3,
+    STAND_IN_PK - 4,
 )
 
 
@@ -145,145 +173,163 @@ def _order_write(
     checkout_fields: dict[str, Any],
     checkout_token: str,
 ) -> Order:
-    package = read_for_order(package)
-    limited = package.has_per_user_limit
-    if limited:
-        _lock_customer(customer)
-    # The per-user limit is checked below, under the customer's lock.
-    quote = build_quote(
-        package=package,
-        price=price,
-        variant_options=variant_options,
-        quantity=quantity,
-        currency=currency,
-    )
-    fields = checkout_fields_clean(package=package, data=checkout_fields)
-    taken = stock_units_to_take(package, quantity)  # confirmed under the lock below
+    # The order's lines, the invoice's lines, the events and the notice's task row are
+    # written together as the block ends (one statement on PostgreSQL); nothing in it
+    # reads them back.
+    with rows_together():
+        package = read_for_order(package)
+        limited = package.has_per_user_limit
+        if limited:
+            _lock_customer(customer)
+        # The per-user limit is checked below, under the customer's lock.
+        quote = build_quote(
+            package=package,
+            price=price,
+            variant_options=variant_options,
+            quantity=quantity,
+            currency=currency,
+        )
+        fields = checkout_fields_clean(package=package, data=checkout_fields)
+        taken = stock_units_to_take(package, quantity)  # confirmed under the lock below
 
-    price = quote.price
-    order = Order(
-        customer=customer,
-        checkout_token=checkout_token,
-        package=package,
-        package_name=package.name,
-        package_price=price,
-        price_name=price.name,
-        price_type=price.type,
-        period_label=price.period_label(),
-        quantity=quantity,
-        currency=currency,
-        total=quote.total_due_now,
-        recurring_total=quote.recurring_total,
-        checkout_fields=fields,
-        stock_taken=taken,
-    )
-    # Field checks only: the database enforces the constraints and unique keys,
-    # and asking it first would cost a query each inside the locked transaction.
-    clean = {"validate_unique": False, "validate_constraints": False}
-    order.full_clean(exclude=["customer", "package", "package_price"], **clean)
-    instances_insert_returning(Order, [order])
-    instances_insert(
-        OrderLine,
-        [
-            OrderLine(
-                order=order,
-                **_line_fields(line, number),
-                variant_code=line.variant_code,
-                option_value=line.option_value,
-                recurring=line.recurring,
-                due_now=line.due_now,
-            )
-            for number, line in enumerate(quote.lines)
-        ],
-    )
-
-    trial = quote.trial_applies
-    quotas = quota_snapshot(package, currency)
-    services = [
-        Service(
+        price = quote.price
+        order = Order(
             customer=customer,
-            order=order,
+            checkout_token=checkout_token,
             package=package,
             package_name=package.name,
+            package_price=price,
             price_name=price.name,
             price_type=price.type,
-            time_interval=price.time_interval,
-            billing_period=price.billing_period,
+            period_label=price.period_label(),
+            quantity=quantity,
             currency=currency,
-            recurring_amount=quote.recurring_unit_amount,
-            variants=quote.variants_snapshot,
+            total=quote.total_due_now,
+            recurring_total=quote.recurring_total,
             checkout_fields=fields,
-            trial_period=package.trial_period if trial else 0,
-            trial_interval=package.trial_interval if trial else "",
-            trial_mode=package.trial_mode if trial else "",
-            grace_period=package.grace_period,
-            grace_interval=package.grace_interval if package.grace_period else "",
-            package_amount=_recurring_package_amount(quote),
-            provider_instance_id=package.provider_instance_id,
-            provisioning_options=package.provisioning_options,
-            package_settings=package.package_settings,
-            quotas=quotas,
-            overages_enabled=package.overages_enabled,
-            took_stock=unit < taken,
+            stock_taken=taken,
         )
-        for unit in range(quantity)
-    ]
-    for service in services:
-        service.full_clean(exclude=["customer", "order", "package", "provider_instance"], **clean)
-    instances_insert_returning(Service, services)
+        # Field checks only: the database enforces the constraints and unique keys,
+        # and asking it first would cost a query each inside the locked transaction.
+        clean = {"validate_unique": False, "validate_constraints": False}
+        order.full_clean(exclude=["customer", "package", "package_price"], **clean)
+        instances_insert_returning(Order, [order])
+        instances_insert(
+            OrderLine,
+            [
+                OrderLine(
+                    order=order,
+                    **_line_fields(line, number),
+                    variant_code=line.variant_code,
+                    option_value=line.option_value,
+                    recurring=line.recurring,
+                    due_now=line.due_now,
+                )
+                for number, line in enumerate(quote.lines)
+            ],
+        )
 
-    # The invoice is built and checked before the stock lock below: the package row
-    # stays locked only for the statements that must follow it.
-    invoice = Invoice(
-        customer=customer,
-        order=order,
-        currency=currency,
-        total=quote.total_due_now,
-        due_at=timezone.now(),
-    )
-    invoice.full_clean(exclude=["customer", "order"], **clean)
-    invoice_lines = [
-        InvoiceLine(**_line_fields(line, number))
-        for number, line in enumerate(line for line in quote.lines if line.due_now)
-    ]
+        trial = quote.trial_applies
+        quotas = quota_snapshot(package, currency)
+        services = [
+            Service(
+                customer=customer,
+                order=order,
+                package=package,
+                package_name=package.name,
+                price_name=price.name,
+                price_type=price.type,
+                time_interval=price.time_interval,
+                billing_period=price.billing_period,
+                currency=currency,
+                recurring_amount=quote.recurring_unit_amount,
+                variants=quote.variants_snapshot,
+                checkout_fields=fields,
+                trial_period=package.trial_period if trial else 0,
+                trial_interval=package.trial_interval if trial else "",
+                trial_mode=package.trial_mode if trial else "",
+                grace_period=package.grace_period,
+                grace_interval=package.grace_interval if package.grace_period else "",
+                package_amount=_recurring_package_amount(quote),
+                provider_instance_id=package.provider_instance_id,
+                provisioning_options=package.provisioning_options,
+                package_settings=package.package_settings,
+                quotas=quotas,
+                overages_enabled=package.overages_enabled,
+                took_stock=unit < taken,
+            )
+            for unit in range(quantity)
+        ]
+        for service in services:
+            service.full_clean(
+                exclude=["customer", "order", "package", "provider_instance"], **clean
+            )
+        instances_insert_returning(Service, services)
 
-    # What the customer held before this order; read under the customer's lock, so no
-    # other order of theirs can change it until this one commits.
-    if package.has_stock:
-        # Stock is taken last, so the package row stays locked only for the
-        # few statements left before commit; a refusal here rolls all back.
-        if limited:
-            [held_before] = stock_lock(package, _STOCK_LOCK_HELD, customer.pk, order.pk)
-        else:
-            stock_lock(package)
-        check_package(package, quantity)
-        if limited:
-            check_held(package, held_before, quantity)
-        locked_taken = stock_take(package, quantity)
-        if locked_taken != taken:  # oversold: fewer units were left than when quoted
-            order.stock_taken = locked_taken
-            order.save(update_fields=["stock_taken"])
-            Service.objects.filter(order=order).update(took_stock=False)
-            Service.objects.filter(
-                pk__in=[service.pk for service in services[:locked_taken]]
-            ).update(took_stock=True)
-    elif limited:
-        check_held(package, held_services(package, customer).exclude(order=order).count(), quantity)
+        # The invoice is built and checked before the stock lock below: the package row
+        # stays locked only for the statements that must follow it.
+        invoice = Invoice(
+            customer=customer,
+            order=order,
+            currency=currency,
+            total=quote.total_due_now,
+            due_at=timezone.now(),
+        )
+        invoice.full_clean(exclude=["customer", "order"], **clean)
+        invoice_lines = [
+            InvoiceLine(**_line_fields(line, number))
+            for number, line in enumerate(line for line in quote.lines if line.due_now)
+        ]
 
-    invoice_issue_new(invoice=invoice, lines=invoice_lines)
-    service_events_record(
-        kind=Kind.ORDERED,
-        message=f"Order {order.number}, invoice {invoice.number} ({invoice.total})",
-        service_ids=[s.pk for s in services],
-        data={"order": order.pk, "invoice": invoice.pk},
-        actor=customer,
-    )
-    notify_order_placed(order=order, invoice=invoice, package=package)
+        # Stock is taken last, so the package row stays locked only for the few statements
+        # left before commit; a refusal rolls all back. What the customer held before this
+        # order is read under the customer's lock, so no other order of theirs can change it
+        # until this one commits.
+        if package.has_stock and not _stock_taken_at_once(package, quantity, customer, order):
+            # Refused at once, or oversold: the checks under the row's lock say why.
+            if limited:
+                [held_before] = stock_lock(package, _STOCK_LOCK_HELD, customer.pk, order.pk)
+            else:
+                stock_lock(package)
+            check_package(package, quantity)
+            if limited:
+                check_held(package, held_before, quantity)
+            locked_taken = stock_take(package, quantity)
+            if locked_taken != taken:  # oversold: fewer units were left than when quoted
+                order.stock_taken = locked_taken
+                order.save(update_fields=["stock_taken"])
+                Service.objects.filter(order=order).update(took_stock=False)
+                Service.objects.filter(
+                    pk__in=[service.pk for service in services[:locked_taken]]
+                ).update(took_stock=True)
+        elif not package.has_stock and limited:
+            check_held(
+                package, held_services(package, customer).exclude(order=order).count(), quantity
+            )
+
+        invoice_issue_new(invoice=invoice, lines=invoice_lines)
+        service_events_record(
+            kind=Kind.ORDERED,
+            message=f"Order {order.number}, invoice {invoice.number} ({invoice.total})",
+            service_ids=[s.pk for s in services],
+            data={"order": order.pk, "invoice": invoice.pk},
+            actor=customer,
+        )
+        notify_order_placed(order=order, invoice=invoice, package=package)
     if invoice.total.amount == 0:
         invoice_settle(invoice, order)
     # Where the customer goes next: the view reads the invoice from here, not again.
     relation_cache_fill(order, "invoices", [invoice])
     return order
+
+
+def _stock_taken_at_once(package: Package, quantity: int, customer: Customer, order: Order) -> bool:
+    """The order's units taken in one statement, which checks all the locked path checks
+    (the per-user limit too); False when it refused, with nothing changed."""
+    if not package.has_per_user_limit:
+        return stock_take_at_once(package, quantity)
+    most_held = package.per_user_limit - quantity
+    return stock_take_at_once(package, quantity, _STOCK_TAKE_HELD, customer.pk, order.pk, most_held)
 
 
 def _recurring_package_amount(quote: Quote) -> Money:

@@ -23,7 +23,13 @@ from djmoney.money import Money
 
 from catalog.models import NotificationEvent
 
-from .bulk import instances_insert, instances_insert_returning, rows_insert
+from .bulk import (
+    ids_give,
+    instances_insert,
+    instances_insert_returning,
+    rows_insert,
+    values_insert_sql,
+)
 from .events import Kind, service_event_record, service_events_bulk
 from .lifecycle import order_mark_paid, service_invoice_paid
 from .models import Invoice, InvoiceLine, InvoiceNumberCounter, LineKind, Order, Service
@@ -44,7 +50,13 @@ def invoice_numbers_take(*, year: int, count: int = 1) -> list[str]:
         last = _counter_advance(year=year, count=count)
         assert last is not None  # the row exists now, and rows are never deleted
     prefix = settings.BILLING_INVOICE_PREFIX
+    # The same number as _NUMBER_SQL writes.
     return [f"{prefix}-{year}-{number:06d}" for number in range(last - count + 1, last + 1)]
+
+
+# An invoice number as invoice_numbers_take writes it (`%s`: the prefix and year, "INV-2026-"),
+# from the counter's `last_number`: at least six digits, zero-padded.
+_NUMBER_SQL = "%s || lpad({last}::text, greatest(6, length({last}::text)), '0')"
 
 
 def _counter_advance(*, year: int, count: int) -> int | None:
@@ -95,13 +107,42 @@ def invoice_issue_new(*, invoice: Invoice, lines: list[InvoiceLine]) -> Invoice:
     twice; call this last in the issuing transaction, as `invoice_issue`.
     """
     # Issued now: issued_at is filled as the row is written.
-    invoice.number = invoice_number_take(year=timezone.localtime().year)
-    instances_insert_returning(Invoice, [invoice])
+    year = timezone.localtime().year
+    if connections[router.db_for_write(Invoice)].vendor == "postgresql":
+        _invoice_insert_numbered(invoice, year)
+    else:
+        invoice.number = invoice_number_take(year=year)
+        instances_insert_returning(Invoice, [invoice])
     for line in lines:
         line.invoice = invoice
     instances_insert(InvoiceLine, lines)
     _announce(invoice)
     return invoice
+
+
+def _invoice_insert_numbered(invoice: Invoice, year: int) -> None:
+    """Take the year's next number and write the invoice with it, in one statement
+    (PostgreSQL): the counter moves in a writable CTE (created by the year's first
+    invoice, ON CONFLICT moving it otherwise), and stays locked until commit."""
+    connection = connections[router.db_for_write(Invoice)]
+    quote = connection.ops.quote_name
+    meta = InvoiceNumberCounter._meta
+    table = quote(meta.db_table)
+    last = quote(str(meta.get_field("last_number").column))
+    year_column = quote(str(meta.get_field("year").column))
+    sql, params = values_insert_sql(Invoice, [invoice], raw={"number": "(SELECT number FROM n)"})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH n AS (INSERT INTO {table} ({year_column}, {last}) VALUES (%s, 1) "
+            f"ON CONFLICT ({year_column}) DO UPDATE SET {last} = {table}.{last} + 1 "
+            f"RETURNING {_NUMBER_SQL.format(last=last)} AS number) "
+            f"{sql} RETURNING {quote(str(Invoice._meta.pk.column))}, "
+            f"{quote(str(Invoice._meta.get_field('number').column))}",
+            [year, f"{settings.BILLING_INVOICE_PREFIX}-{year}-", *params],
+        )
+        [(pk, number)] = cursor.fetchall()
+    invoice.number = number
+    ids_give([invoice], [pk])
 
 
 def _announce(invoice: Invoice) -> None:

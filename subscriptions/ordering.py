@@ -30,7 +30,7 @@ from catalog.stock import (
     stock_units_to_take,
 )
 
-from .bulk import instances_insert, instances_insert_returning, rows_together
+from .bulk import instances_insert, instances_insert_returning_with_parent, rows_together
 from .events import Kind, service_events_record
 from .invoicing import invoice_issue_new, invoice_settle
 from .lifecycle import service_cancel_for_closing, service_end
@@ -49,20 +49,26 @@ from .quotes import (
 )
 
 
-def _lock_customer(customer: Customer) -> None:
-    # Every order of one customer for a package with a per-user limit takes this lock
-    # first, so what they hold is counted and enforced by one transaction at a time.
-    # Written as SQL: the ORM spent more CPU building this one line than the database
-    # spent running it.
+def _customer_lock_sql() -> str:
+    """Reads the customer (`%s`) holding their row's lock, until commit.
+
+    Every order of one customer for a package with a per-user limit takes this lock
+    before it counts what they hold, so what they hold is counted and enforced by one
+    transaction at a time. Written as SQL: the ORM spent more CPU building this one
+    line than the database spent running it.
+    """
     connection = connections[router.db_for_write(Customer)]
     quote = connection.ops.quote_name
     meta = get_user_model()._meta
+    key = quote(str(meta.pk.column))
     lock = connection.ops.for_update_sql() if connection.features.has_select_for_update else ""
+    return f"SELECT {key} FROM {quote(meta.db_table)} WHERE {key} = %s {lock}"
+
+
+def _lock_customer(customer: Customer) -> None:
+    connection = connections[router.db_for_write(Customer)]
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT 1 FROM {quote(meta.db_table)} WHERE {quote(str(meta.pk.column))} = %s {lock}",
-            [customer.pk],
-        )
+        cursor.execute(_customer_lock_sql(), [customer.pk])
 
 
 def _held_before(package_id: int, customer_id: int, order_id: int) -> Coalesce:
@@ -179,7 +185,10 @@ def _order_write(
     with rows_together():
         package = read_for_order(package)
         limited = package.has_per_user_limit
-        if limited:
+        # On PostgreSQL the order's row takes the customer's lock as it is written, below:
+        # a round trip less, and still before what they hold is counted.
+        lock_with_order = limited and connections[router.db_for_write(Order)].vendor == "postgresql"
+        if limited and not lock_with_order:
             _lock_customer(customer)
         # The per-user limit is checked below, under the customer's lock.
         quote = build_quote(
@@ -213,21 +222,6 @@ def _order_write(
         # and asking it first would cost a query each inside the locked transaction.
         clean = {"validate_unique": False, "validate_constraints": False}
         order.full_clean(exclude=["customer", "package", "package_price"], **clean)
-        instances_insert_returning(Order, [order])
-        instances_insert(
-            OrderLine,
-            [
-                OrderLine(
-                    order=order,
-                    **_line_fields(line, number),
-                    variant_code=line.variant_code,
-                    option_value=line.option_value,
-                    recurring=line.recurring,
-                    due_now=line.due_now,
-                )
-                for number, line in enumerate(quote.lines)
-            ],
-        )
 
         trial = quote.trial_applies
         quotas = quota_snapshot(package, currency)
@@ -264,7 +258,28 @@ def _order_write(
             service.full_clean(
                 exclude=["customer", "order", "package", "provider_instance"], **clean
             )
-        instances_insert_returning(Service, services)
+        # The order and its services in one statement (on PostgreSQL).
+        instances_insert_returning_with_parent(
+            order,
+            Service,
+            services,
+            "order",
+            parent_raw={"customer_id": f"({_customer_lock_sql()})"} if lock_with_order else None,
+        )
+        instances_insert(
+            OrderLine,
+            [
+                OrderLine(
+                    order=order,
+                    **_line_fields(line, number),
+                    variant_code=line.variant_code,
+                    option_value=line.option_value,
+                    recurring=line.recurring,
+                    due_now=line.due_now,
+                )
+                for number, line in enumerate(quote.lines)
+            ],
+        )
 
         # The invoice is built and checked before the stock lock below: the package row
         # stays locked only for the statements that must follow it.

@@ -26,6 +26,16 @@ def test_invoices_are_numbered_in_order_within_the_year(customer):
     assert second.number == f"INV-{year}-000002"
 
 
+def test_an_order_numbers_its_invoice_past_a_million_as_a_billing_run_does(customer):
+    # An order's invoice is numbered by SQL on PostgreSQL (invoicing._NUMBER_SQL), a batch's
+    # by Python: both write at least six digits.
+    year = datetime.now(UTC).year
+    InvoiceNumberCounter.objects.create(year=year, last_number=999_998)
+    assert place_order(customer).invoices.get().number == f"INV-{year}-999999"
+    assert place_order(customer).invoices.get().number == f"INV-{year}-1000000"
+    assert invoice_number_take(year=year) == f"INV-{year}-1000001"
+
+
 def test_the_prefix_comes_from_the_settings(customer, settings):
     settings.BILLING_INVOICE_PREFIX = "ACME"
     invoice = place_order(customer).invoices.get()

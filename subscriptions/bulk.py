@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, TypeVar
 
 from django.db import connection, models
@@ -31,6 +31,9 @@ SQLITE_BATCH = 500
 # Up to this many rows, PostgreSQL gets an INSERT: one round trip, where a COPY takes two.
 FEW_ROWS = 10
 
+# A value that is not JSON (None is JSON's null).
+_NOT_JSON = object()
+
 # The rows `rows_together` holds back until its block ends: (model, columns, rows, defaults).
 _Held = list[tuple[type[models.Model], list[str], list[list[Any]], dict[str, Any]]]
 _held: ContextVar[_Held | None] = ContextVar("bulk_rows_held", default=None)
@@ -45,6 +48,8 @@ def rows_together() -> Iterator[None]:
 
     For rows nothing in the block reads back (rows asked `with_ids` are written at
     once). Foreign keys are checked at commit, so the tables' order does not matter.
+    An error leaving the block drops the rows; one caught inside it would not (a
+    savepoint rolled back there keeps its held rows), so the block must not catch any.
     Elsewhere (SQLite) each table's rows are written at the block's end as they would be.
     """
     if connection.vendor != "postgresql" or _held.get() is not None:
@@ -149,35 +154,18 @@ def _rows_insert_sql(tables: _Held) -> None:
     tables' INSERTs run in a writable CTE, the last one is the statement's own."""
     if not tables:
         return
-    quote = connection.ops.quote_name
     inserts: list[str] = []
     params: list[Any] = []
     for model, columns, rows, defaults in tables:
-        fields = {field.attname: field for field in model._meta.concrete_fields}
-        # JSON goes as text cast to jsonb, encoded as its field would (None is SQL NULL),
-        # so client-side and server-side binding both take it; defaults come encoded.
-        encoders = [_json_encoder(fields[column]) for column in columns]
-        defaults_json = [
-            isinstance(field, models.JSONField)
-            for field in model._meta.concrete_fields
-            if _column(field) in defaults
-        ]
-        marks = [
-            "%s::jsonb" if is_json else "%s"
-            for is_json in [*(json for _, json in encoders), *defaults_json]
-        ]
-        row_sql = f"({', '.join(marks)})"
+        sql, encoders = _rows_insert_plan(model, tuple(columns), tuple(defaults), len(rows))
+        inserts.append(sql)
+        tail = list(defaults.values())
         for row in rows:
-            for value, (encoder, is_json) in zip(row, encoders, strict=True):
-                if is_json and value is not None:
+            for value, encoder in zip(row, encoders, strict=True):
+                if encoder is not _NOT_JSON and value is not None:
                     value = json.dumps(value, cls=encoder)
                 params.append(value)
-            params.extend(defaults.values())
-        names = [*(_column(fields[column]) for column in columns), *defaults]
-        inserts.append(
-            f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(n) for n in names)}) "
-            f"VALUES {', '.join([row_sql] * len(rows))}"
-        )
+            params.extend(tail)
     *first, last = inserts
     sql = last
     if first:
@@ -190,11 +178,33 @@ def _rows_insert_sql(tables: _Held) -> None:
         cursor.execute(sql, params)
 
 
-def _json_encoder(field: models.Field) -> tuple[Any, bool]:
-    """(its encoder, True) for a JSON field, (None, False) for any other."""
-    if isinstance(field, models.JSONField):
-        return field.encoder, True
-    return None, False
+@lru_cache(maxsize=64)
+def _rows_insert_plan(
+    model: type[models.Model], columns: tuple[str, ...], defaults: tuple[str, ...], rows: int
+) -> tuple[str, list[Any]]:
+    """The INSERT of `rows` rows of `columns` (attnames) then `defaults` (column names)
+    into `model`'s table, built once per shape, and each given column's JSON encoder
+    (_NOT_JSON for others). JSON goes as text cast to jsonb, encoded as its field would
+    (None is SQL NULL), so client-side and server-side binding both take it; the
+    defaults come encoded (_defaults)."""
+    quote = connection.ops.quote_name
+    fields = {field.attname: field for field in model._meta.concrete_fields}
+    by_column = {_column(field): field for field in model._meta.concrete_fields}
+    given = [fields[column] for column in columns]
+    encoders = [
+        field.encoder if isinstance(field, models.JSONField) else _NOT_JSON for field in given
+    ]
+    marks = [
+        "%s::jsonb" if isinstance(field, models.JSONField) else "%s"
+        for field in [*given, *(by_column[name] for name in defaults)]
+    ]
+    row = f"({', '.join(marks)})"
+    names = [*(_column(field) for field in given), *defaults]
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(n) for n in names)}) "
+        f"VALUES {', '.join([row] * rows)}"
+    )
+    return sql, encoders
 
 
 def instances_insert(model: type[models.Model], instances: Sequence[models.Model]) -> None:
@@ -297,34 +307,51 @@ def values_insert_sql(
     `raw`: SQL put in place of a column's value (by attname), the same in every row;
     a `%s` in it stands for the instance's value.
     """
-    raw = raw or {}
+    raw_items = tuple(sorted((raw or {}).items()))
+    sql, filled_on_insert, given = _values_insert_plan(model, raw_items, len(instances))
     now = timezone.now()
-    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
-    for field in fields:
-        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            for instance in instances:
-                setattr(instance, field.attname, now)
-    json_fields = {
-        field.attname: field.encoder for field in fields if isinstance(field, models.JSONField)
-    }
-    given = [field for field in fields if "%s" in raw.get(field.attname, "%s")]
+    for attname in filled_on_insert:
+        for instance in instances:
+            setattr(instance, attname, now)
     params: list[Any] = []
     for instance in instances:
-        for field in given:
-            value = getattr(instance, field.attname)
+        for attname, encoder in given:
+            value = getattr(instance, attname)
             if isinstance(value, Money):
                 value = value.amount
-            elif field.attname in json_fields and value is not None:
-                value = connection.ops.adapt_json_value(value, json_fields[field.attname])
+            elif encoder is not _NOT_JSON and value is not None:
+                value = connection.ops.adapt_json_value(value, encoder)
             params.append(value)
+    return sql, params
+
+
+@lru_cache(maxsize=64)
+def _values_insert_plan(
+    model: type[models.Model], raw_items: tuple[tuple[str, str], ...], rows: int
+) -> tuple[str, list[str], list[tuple[str, Any]]]:
+    """What values_insert_sql writes for `rows` rows of `model`, built once per shape: the
+    SQL (quoting every column cost more than the rest), the fields filled on insert, and
+    the (attname, JSON encoder or _NOT_JSON) of each value taken from an instance."""
+    raw = dict(raw_items)
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    filled_on_insert = [
+        field.attname
+        for field in fields
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+    ]
+    given = [
+        (field.attname, field.encoder if isinstance(field, models.JSONField) else _NOT_JSON)
+        for field in fields
+        if "%s" in raw.get(field.attname, "%s")
+    ]
     quote = connection.ops.quote_name
     row = f"({', '.join(raw.get(field.attname, '%s') for field in fields)})"
     sql = (
         f"INSERT INTO {quote(model._meta.db_table)} "
         f"({', '.join(quote(_column(field)) for field in fields)}) "
-        f"VALUES {', '.join([row] * len(instances))}"
+        f"VALUES {', '.join([row] * rows)}"
     )
-    return sql, params
+    return sql, filled_on_insert, given
 
 
 def ids_give(instances: Sequence[models.Model], ids: list[Any]) -> None:

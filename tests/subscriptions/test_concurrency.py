@@ -48,8 +48,11 @@ def test_with_oversell_every_order_passes_and_stock_stops_at_zero():
     assert Service.objects.filter(took_stock=True).count() == 10
 
 
-def test_one_customer_double_submitting_cannot_pass_the_per_user_limit():
-    package, monthly, options = shop_package(per_user_limit=1)
+@pytest.mark.parametrize("stock", [-1, 100], ids=["untracked stock", "tracked stock"])
+def test_one_customer_double_submitting_cannot_pass_the_per_user_limit(stock):
+    # With stock, the limit is checked in the statement that takes it (after the customer's
+    # lock, which the order's INSERT takes on PostgreSQL).
+    package, monthly, options = shop_package(per_user_limit=1, stock_qty=stock)
     (customer,) = customers(1)
 
     outcomes = race(
@@ -62,6 +65,8 @@ def test_one_customer_double_submitting_cannot_pass_the_per_user_limit():
     assert outcomes.count("ok") == 1, outcomes
     assert set(outcomes) == {"ok", "per_user_limit"}, outcomes
     assert Service.objects.filter(customer=customer).count() == 1
+    if stock > 0:
+        assert Package.objects.get(pk=package.pk).stock_qty == stock - 1
 
 
 def test_the_same_checkout_submitted_twice_at_once_places_one_order():

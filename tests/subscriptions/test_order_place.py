@@ -353,6 +353,24 @@ def test_it_refuses_an_order_past_the_per_user_limit(customer, other_customer):
     place(other_customer, package, monthly, [options["eu"]])  # the limit is per customer
 
 
+def test_a_package_with_stock_refuses_an_order_past_the_per_user_limit_and_keeps_its_stock(
+    customer, other_customer
+):
+    # The stock is taken in one statement that also counts what the customer holds; when
+    # it refuses, the locked path says why (the limit, not the stock).
+    package, monthly, options = shop_package(
+        stock_qty=10, per_user_limit=2, allow_quantity="multiple"
+    )
+    place(customer, package, monthly, [options["eu"]])
+    place(customer, package, monthly, [options["eu"]])
+
+    message = assert_refused("per_user_limit", customer, package, monthly, [options["eu"]])
+
+    assert "at most 2" in message
+    place(other_customer, package, monthly, [options["eu"]], quantity=2)
+    assert Package.objects.get(pk=package.pk).stock_qty == 6
+
+
 def test_ended_services_do_not_count_against_the_per_user_limit(customer):
     package, monthly, options = shop_package(per_user_limit=1)
     order = place(customer, package, monthly, [options["eu"]])

@@ -109,15 +109,6 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_b
         "prepare_threshold": 1,
         **DATABASES["default"].get("OPTIONS", {}),
     }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # psycopg keeps its parse of a statement's %s placeholders (128 statements) only for
-    # statements of at most 50 parameters; a checkout's INSERTs have 60 to 80, and parsing
-    # them again cost about 1 ms of CPU per order, a tenth of it. The limit guards memory
-    # against endless shapes of huge statements; ours are a few, and bulk writes go by COPY.
-    import psycopg._queries
-
-    if hasattr(psycopg._queries, "MAX_CACHED_STATEMENT_PARAMS"):
-        psycopg._queries.MAX_CACHED_STATEMENT_PARAMS = 200
 
 # Several web servers share cached storefront pages (and the sign-up throttle's counts)
 # through Redis; one server keeps them in its own memory. The page cache stays right

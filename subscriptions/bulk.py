@@ -51,9 +51,10 @@ def rows_insert(
         )
         return [instance.pk for instance in created]
     fields = {field.attname: field for field in model._meta.concrete_fields}
-    # JSON is encoded as its field would (its encoder; None is SQL NULL, as Django stores it).
+    # JSON is encoded as its field would (its encoder; None is SQL NULL, as Django stores it),
+    # by one encoder per column: json.dumps(cls=...) builds an encoder per value.
     json_at = [
-        (index, field.encoder)
+        (index, (field.encoder or json.JSONEncoder)().encode)
         for index, field in enumerate(fields[column] for column in columns)
         if isinstance(field, models.JSONField)
     ]
@@ -78,9 +79,9 @@ def rows_insert(
             with cursor.cursor.copy(sql) as copy:  # psycopg's cursor: COPY is no DB-API call
                 for number, row in enumerate(rows):
                     values = list(row)
-                    for index, encoder in json_at:
+                    for index, encode in json_at:
                         if values[index] is not None:
-                            values[index] = json.dumps(values[index], cls=encoder)
+                            values[index] = encode(values[index])
                     copy.write_row((*([ids[number]] if with_ids else []), *values, *tail))
 
         # Through the connection's execute wrappers, as Django runs a query, so
@@ -257,3 +258,54 @@ class OneOf(Lookup):
         if not values:
             return "1 = 0", list(params)
         return f"{lhs} IN ({', '.join(['%s'] * len(values))})", [*params, *values]
+
+
+def instances_written(instances: Sequence[models.Model], fields: Sequence[str]) -> None:
+    """Write `fields` (attnames) of saved `instances`, each row its own values, in one UPDATE.
+
+    For a billing run's batch, where `bulk_update` builds a CASE over every row
+    per field and has each value prepared through the ORM's expressions. On
+    PostgreSQL one array per column is joined to the table by id
+    (`UPDATE ... FROM unnest(...)`); elsewhere (SQLite) the rows that share
+    their values share one UPDATE.
+    """
+    if not instances:
+        return
+    model = type(instances[0])
+    meta = model._meta
+    columns = [meta.get_field(name) for name in fields]
+    if connection.vendor != "postgresql":
+        groups: dict[tuple[Any, ...], list[Any]] = {}
+        for instance in instances:
+            values = tuple(getattr(instance, field.attname) for field in columns)
+            groups.setdefault(values, []).append(instance.pk)
+        for values, pks in groups.items():
+            model._default_manager.filter(pk__in=pks).update(
+                **{field.attname: value for field, value in zip(columns, values, strict=True)}
+            )
+        return
+    pk = meta.pk
+    assert pk is not None
+    quote = connection.ops.quote_name
+    arrays = [
+        [pk.get_db_prep_save(instance.pk, connection) for instance in instances],
+        *(
+            [field.get_db_prep_save(getattr(instance, field.attname), connection)
+             for instance in instances]
+            for field in columns
+        ),
+    ]  # fmt: skip
+    names = [f"c{index}" for index in range(len(arrays))]
+    unnest = ", ".join(f"%s::{field.db_type(connection)}[]" for field in (pk, *columns))
+    assignments = ", ".join(
+        f"{quote(_column(field))} = v.{name}"
+        for field, name in zip(columns, names[1:], strict=True)
+    )
+    table = quote(meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {assignments} "
+            f"FROM unnest({unnest}) AS v({', '.join(names)}) "
+            f"WHERE {table}.{quote(_column(pk))} = v.{names[0]}",
+            arrays,
+        )

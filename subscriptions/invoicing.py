@@ -18,12 +18,13 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import connections, router
+from django.db.models import F
 from django.utils import timezone
 from djmoney.money import Money
 
 from catalog.models import NotificationEvent
 
-from .bulk import instances_insert, instances_insert_returning, rows_insert
+from .bulk import OneOf, instances_insert, instances_insert_returning, rows_insert
 from .events import Kind, service_event_record, service_events_bulk
 from .lifecycle import order_mark_paid, service_invoice_paid
 from .models import Invoice, InvoiceLine, InvoiceNumberCounter, LineKind, Order, Service
@@ -129,7 +130,7 @@ class LineSpec:
     kind: str = LineKind.PRICE
 
 
-def renewal_invoices_issue(specs: list[LineSpec]) -> list[Invoice]:
+def renewal_invoices_issue(specs: list[LineSpec]) -> list[tuple[Invoice, list[Service]]]:
     """One invoice per customer, due day (UTC) and currency, a line per spec, in a few queries.
 
     The invoice falls due with the earliest of its lines. The billing run
@@ -138,6 +139,8 @@ def renewal_invoices_issue(specs: list[LineSpec]) -> list[Invoice]:
 
     Call it holding the services' locks. A zero invoice is paid at once, as a
     renewal's always was; the customers are told in one notification task.
+    Returns each invoice with the services it bills, its status as the
+    payments receivers left it (account credit may have paid it).
     """
     # Due the same day: the services of one order are set up (and so renew) moments apart.
     groups: dict[tuple[int, date, str], list[LineSpec]] = defaultdict(list)
@@ -203,18 +206,27 @@ def renewal_invoices_issue(specs: list[LineSpec]) -> list[Invoice]:
         for invoice, group in zip(invoices, groups.values(), strict=True)
         for spec in group
     )
-    notify_invoices_issued(
-        [
-            (invoice, [spec.service for spec in group])
-            for invoice, group in zip(invoices, groups.values(), strict=True)
-        ]
-    )
+    issued = [
+        # A service with overage lines is on its invoice more than once: it is one service.
+        (invoice, list(dict.fromkeys(spec.service for spec in group)))
+        for invoice, group in zip(invoices, groups.values(), strict=True)
+    ]
+    notify_invoices_issued(issued)
     # The payments app applies account credit and charges saved cards, for the whole batch.
-    invoices_issued.send(sender=Invoice, invoices=invoices)
+    responses = invoices_issued.send(sender=Invoice, invoices=invoices)
+    if any(response for _, response in responses):
+        # Credit paid some: their rows changed (a paid one moved its services on).
+        statuses = dict(
+            Invoice.objects.filter(OneOf(F("pk"), [invoice.pk for invoice in invoices]))
+            .exclude(status=Invoice.Status.UNPAID)
+            .values_list("pk", "status")
+        )
+        for invoice in invoices:
+            invoice.status = statuses.get(invoice.pk, invoice.status)
     for invoice in invoices:
         if invoice.total.amount == 0:
             invoice_settle(invoice)
-    return invoices
+    return issued
 
 
 def service_invoice_issue(

@@ -3,6 +3,7 @@ ORM writes them: on SQLite through bulk_create, on PostgreSQL through COPY (the 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -16,6 +17,7 @@ from subscriptions.bulk import (
     instances_insert,
     instances_insert_returning,
     instances_read,
+    instances_written,
     rows_insert,
 )
 from subscriptions.models import Invoice, InvoiceLine, LineKind, Service, ServiceEvent
@@ -167,3 +169,35 @@ def test_instances_written_in_one_take_read_back_as_saved_with_their_ids_and_dat
 @pytest.mark.django_db(transaction=True)
 def test_instances_written_to_postgresql_read_back_as_saved_with_their_ids_and_dates():
     write_instances_and_read_back(customers(1)[0])
+
+
+def change_instances_and_read_back(customer) -> None:
+    services = [active_service(customer, variant_code=f"zone{n}") for n in range(3)]
+    untouched = services[2].next_bill_at
+    later = timezone.now() + timedelta(days=3)
+    services[0].next_bill_at, services[0].status = None, Service.Status.GRACE
+    services[0].grace_ends_at = later
+    services[1].next_bill_at, services[1].grace_ends_at = None, None
+    services[2].price_name = "Not written"
+
+    instances_written(services, ("next_bill_at", "status", "grace_ends_at"))
+
+    rows = Service.objects.in_bulk([service.pk for service in services])
+    assert [
+        (rows[s.pk].next_bill_at, rows[s.pk].status, rows[s.pk].grace_ends_at) for s in services
+    ] == [
+        (None, Service.Status.GRACE, later),
+        (None, Service.Status.ACTIVE, None),
+        (untouched, Service.Status.ACTIVE, None),
+    ]
+    assert rows[services[2].pk].price_name != "Not written"
+
+
+def test_instances_changed_are_written_each_with_its_own_values():
+    change_instances_and_read_back(customers(1)[0])
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_instances_changed_are_written_to_postgresql_each_with_its_own_values():
+    change_instances_and_read_back(customers(1)[0])

@@ -27,7 +27,14 @@ from .invoicing import LineSpec, renewal_invoices_issue
 from .jobs import provisioning_jobs_enqueue_many
 from .lifecycle import service_end, services_apply_due_cancellations
 from .models import Invoice, InvoiceLine, LineKind, PlanChange, ProvisioningJob, Service
-from .notifications import BatchTexts, Notice, notify_many, service_notice
+from .notifications import (
+    BatchTexts,
+    Notice,
+    emailed,
+    notices_queue,
+    notify_many,
+    service_notice,
+)
 from .periods import add_interval, anchored_period_end
 from .plan_changes import plan_change_apply_due
 from .price_changes import (
@@ -391,22 +398,23 @@ def _grace_ends(service: Service, overdue: Invoice) -> datetime:
 
 
 def _grace_announce(services: list[Service], overdue: dict[int, Invoice]) -> None:
-    """Services that just entered grace: a timeline event each, the customers told in one task."""
-    service_events_bulk(
-        (
-            s.pk,
-            Kind.STATUS_CHANGED,
-            f"→ Grace period until {s.grace_ends_at:%Y-%m-%d}: invoice unpaid",
-            {"to": s.status},
-        )
-        for s in services
-    )
+    """Services that just entered grace: the customers told in one task, and a timeline
+    event each that says so (one row where the email would be a second)."""
     texts = BatchTexts()
-    notify_many(
+    queued = notices_queue(
         service_notice(
             NotificationEvent.PAYMENT_OVERDUE, service, invoice=overdue[service.pk], texts=texts
         )
         for service in services
+    )
+    service_events_bulk(
+        (
+            s.pk,
+            Kind.STATUS_CHANGED,
+            f"→ Grace period until {s.grace_ends_at:%Y-%m-%d}: invoice unpaid{emailed(events)}",
+            {"to": s.status, "events": events} if events else {"to": s.status},
+        )
+        for s, events in zip(services, queued, strict=True)
     )
 
 

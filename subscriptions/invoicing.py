@@ -28,7 +28,7 @@ from .bulk import OneOf, instances_insert, instances_insert_returning, rows_inse
 from .events import Kind, service_event_record, service_events_bulk
 from .lifecycle import order_mark_paid, service_invoice_paid
 from .models import Invoice, InvoiceLine, InvoiceNumberCounter, LineKind, Order, Service
-from .notifications import BatchTexts, notify_invoice, notify_invoices_issued
+from .notifications import BatchTexts, emailed, notify_invoice, notify_invoices_issued
 from .signals import invoice_issued, invoices_issued
 
 
@@ -194,24 +194,28 @@ def renewal_invoices_issue(specs: list[LineSpec]) -> list[tuple[Invoice, list[Se
             for index, spec in enumerate(group)
         ),
     )  # fmt: skip
-    texts = BatchTexts()
-    service_events_bulk(
-        (
-            spec.service.pk,
-            Kind.INVOICE_ISSUED,
-            f"Invoice {invoice.number} issued: {spec.description}, {texts.money(spec.amount)}, due "
-            f"{texts.date(spec.due_at)}",
-            {"invoice": invoice.pk},
-        )
-        for invoice, group in zip(invoices, groups.values(), strict=True)
-        for spec in group
-    )
     issued = [
         # A service with overage lines is on its invoice more than once: it is one service.
         (invoice, list(dict.fromkeys(spec.service for spec in group)))
         for invoice, group in zip(invoices, groups.values(), strict=True)
     ]
-    notify_invoices_issued(issued)
+    emails = notify_invoices_issued(issued)
+    texts = BatchTexts()
+    # An event per line, saying whether the customer was emailed the invoice: one row
+    # where an "email queued" event after it would be a second.
+    service_events_bulk(
+        (
+            spec.service.pk,
+            Kind.INVOICE_ISSUED,
+            f"Invoice {invoice.number} issued: {spec.description}, {texts.money(spec.amount)}, due "
+            f"{texts.date(spec.due_at)}{emailed(emails.get(invoice.pk, []))}",
+            {"invoice": invoice.pk, "events": emails[invoice.pk]}
+            if invoice.pk in emails
+            else {"invoice": invoice.pk},
+        )
+        for invoice, group in zip(invoices, groups.values(), strict=True)
+        for spec in group
+    )
     # The payments app applies account credit and charges saved cards, for the whole batch.
     responses = invoices_issued.send(sender=Invoice, invoices=invoices)
     if any(response for _, response in responses):

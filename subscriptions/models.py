@@ -847,19 +847,31 @@ class ServiceEvent(models.Model):
     kind = models.CharField(max_length=24, choices=Kind.choices)
     message = models.CharField(max_length=500)
     data = models.JSONField(default=dict, blank=True)
+    # Indexed only where set (below): what the system writes, a billing run's events, has none.
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,
         help_text="The staff user or customer who did it; empty for the system.",
     )
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # No index of its own: the timeline reads by service (the index below), the admin's list
+    # of every event by id, the order they were written in.
+    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["service", "-created_at", "-id"])]
+        indexes = [
+            models.Index(fields=["service", "-created_at", "-id"]),
+            # Deleting a user sets their events' actor to NULL: found by this index.
+            models.Index(
+                fields=["actor"],
+                condition=Q(actor__isnull=False),
+                name="serviceevent_actor",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.message}"

@@ -226,21 +226,22 @@ def _services_bill_due(run: BillingRun, now: datetime) -> None:
         price_type=PriceType.RECURRING,
         cancel_at__isnull=True,
     )
+    # The customers with something due, read once and streamed (a server-side cursor) a
+    # batch at a time: asked again for each batch, the query would pass over every service
+    # still due, and over every one already billed (its index entry stays until a vacuum).
+    due_customers = due.order_by("customer_id").values_list("customer_id", flat=True).distinct()
     customers = (
         get_user_model()
-        .objects.filter(pk__in=due.values("customer_id"))
-        .order_by("pk")
+        .objects.order_by("pk")
         .select_for_update(skip_locked=True)
         .values_list("pk", flat=True)
     )
     packages = _Packages()
-    after = 0
-    while True:
+    for chunk in _batches(due_customers.iterator(chunk_size=BATCH_SIZE), BATCH_SIZE):
         with transaction.atomic():
-            customer_ids = list(customers.filter(pk__gt=after)[:BATCH_SIZE])
+            customer_ids = list(customers.filter(OneOf(F("pk"), chunk)))
             if not customer_ids:
-                return
-            after = customer_ids[-1]
+                continue
             batch = instances_read(
                 due.filter(OneOf(F("customer_id"), customer_ids))
                 .order_by("next_bill_at", "pk")

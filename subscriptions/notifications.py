@@ -102,8 +102,28 @@ def notices_queue(notices: Iterable[Notice]) -> list[list[str]]:
             )
     if wanted:
         # One row, written without enqueue's normalizing: notices are plain strings already.
-        tasks_enqueue_many(batch_send_notifications, [([], {"notices": wanted})])
+        # What every context has in common is written once: a batch's notices mostly quote
+        # the same package, price and dates, and the row's size is most of its cost.
+        shared = _shared(notice["context"] for notice in wanted)
+        if shared:
+            for notice in wanted:
+                notice["context"] = {
+                    key: value for key, value in notice["context"].items() if key not in shared
+                }
+        tasks_enqueue_many(batch_send_notifications, [([], {"notices": wanted, "shared": shared})])
     return queued
+
+
+def _shared(contexts: Iterable[dict[str, str]]) -> dict[str, str]:
+    """The items every one of `contexts` has."""
+    contexts = iter(contexts)
+    shared = dict(next(contexts))
+    for context in contexts:
+        for key in [key for key, value in shared.items() if context.get(key) != value]:
+            del shared[key]
+        if not shared:
+            break
+    return shared
 
 
 def emailed(events: list[str]) -> str:
@@ -112,8 +132,18 @@ def emailed(events: list[str]) -> str:
 
 
 @task()
-def batch_send_notifications(*, notices: list[dict[str, Any]]) -> int:
-    return sum(notifications_send(**notice) for notice in notices)
+def batch_send_notifications(
+    *, notices: list[dict[str, Any]], shared: dict[str, str] | None = None
+) -> int:
+    """Each notice's emails; `shared` holds the context items all the notices have in common."""
+    return sum(
+        notifications_send(
+            events=notice["events"],
+            customer_id=notice["customer_id"],
+            context={**(shared or {}), **notice["context"]},
+        )
+        for notice in notices
+    )
 
 
 @task()

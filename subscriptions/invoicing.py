@@ -24,7 +24,13 @@ from djmoney.money import Money
 
 from catalog.models import NotificationEvent
 
-from .bulk import OneOf, instances_insert, instances_insert_returning, rows_insert
+from .bulk import (
+    OneOf,
+    instances_built,
+    instances_insert,
+    instances_insert_returning,
+    rows_insert,
+)
 from .events import Kind, service_event_record, service_events_bulk
 from .lifecycle import order_mark_paid, service_invoice_paid
 from .models import Invoice, InvoiceLine, InvoiceNumberCounter, LineKind, Order, Service
@@ -147,41 +153,29 @@ def renewal_invoices_issue(specs: list[LineSpec]) -> list[tuple[Invoice, list[Se
     for spec in specs:
         day = spec.due_at.astimezone(UTC).date()
         groups[(spec.service.customer_id, day, spec.service.currency)].append(spec)
-    invoices = [
-        Invoice(
-            customer_id=customer_id,
-            kind=Invoice.Kind.RENEWAL,
-            # The periods billed: an overage line's period is the one that ended.
-            period_start=min(s.period_start for s in group if s.kind == LineKind.PRICE),
-            period_end=max(s.period_end for s in group if s.kind == LineKind.PRICE),
-            currency=currency,
-            total=Money(sum((spec.amount.amount for spec in group), Decimal(0)), currency),
-            due_at=min(spec.due_at for spec in group),
-        )
-        for (customer_id, _, currency), group in groups.items()
-    ]
     # Numbered in one take of the counter, before they exist: the lock is held to commit.
-    numbers = invoice_numbers_take(year=timezone.localtime().year, count=len(invoices))
+    numbers = invoice_numbers_take(year=timezone.localtime().year, count=len(groups))
     issued_at = timezone.now()
-    for invoice, number in zip(invoices, numbers, strict=True):
-        invoice.number = number
-        invoice.issued_at = issued_at
-    ids = rows_insert(
+    columns = ("number", "customer_id", "kind", "period_start", "period_end", "currency",
+               "total", "total_currency", "issued_at", "due_at")  # fmt: skip
+    rows = [
+        (number, customer_id, Invoice.Kind.RENEWAL,
+         # The periods billed: an overage line's period is the one that ended.
+         min(s.period_start for s in group if s.kind == LineKind.PRICE),
+         max(s.period_end for s in group if s.kind == LineKind.PRICE),
+         currency, sum((spec.amount.amount for spec in group), Decimal(0)), currency, issued_at,
+         min(spec.due_at for spec in group))
+        for number, ((customer_id, _, currency), group) in zip(numbers, groups.items(), strict=True)
+    ]  # fmt: skip
+    ids = rows_insert(Invoice, columns, rows, with_ids=True)
+    # The payments receivers get them as instances, built from the rows written.
+    invoices = instances_built(
         Invoice,
-        ("number", "customer_id", "kind", "period_start", "period_end", "currency", "total",
-         "total_currency", "issued_at", "due_at"),
         (
-            (i.number, i.customer_id, i.kind, i.period_start, i.period_end, i.currency,
-             i.total.amount, i.currency, i.issued_at, i.due_at)
-            for i in invoices
+            {"id": pk, **dict(zip(columns, row, strict=True))}
+            for pk, row in zip(ids, rows, strict=True)
         ),
-        with_ids=True,
-    )  # fmt: skip
-    for invoice, pk in zip(invoices, ids, strict=True):
-        invoice.pk = pk
-        # Saved now, as bulk_create leaves its instances: a later save() updates the row.
-        invoice._state.adding = False
-        invoice._state.db = Invoice.objects.db
+    )
     rows_insert(
         InvoiceLine,
         ("invoice_id", "kind", "description", "unit_amount", "unit_amount_currency", "quantity",

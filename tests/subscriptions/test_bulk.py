@@ -14,6 +14,7 @@ from django_tasks_db.models import DBTaskResult
 from subscriptions.billing import RUN_FIELDS
 from subscriptions.bulk import (
     OneOf,
+    instances_built,
     instances_insert,
     instances_insert_returning,
     instances_read,
@@ -201,3 +202,22 @@ def test_instances_changed_are_written_each_with_its_own_values():
 @pytest.mark.django_db(transaction=True)
 def test_instances_changed_are_written_to_postgresql_each_with_its_own_values():
     change_instances_and_read_back(customers(1)[0])
+
+
+def test_instances_built_from_rows_written_hold_their_values_and_every_default():
+    customer = customers(1)[0]
+    due = timezone.now()
+    columns = ("number", "customer_id", "kind", "currency", "total", "total_currency", "due_at")
+    row = ("INV-T-9", customer.pk, Invoice.Kind.RENEWAL, "USD", Decimal("3.10"), "USD", due)
+    [pk] = rows_insert(Invoice, columns, [row], with_ids=True)
+
+    [built] = instances_built(Invoice, [{"id": pk, **dict(zip(columns, row, strict=True))}])
+
+    stored = Invoice.objects.get(pk=pk)
+    for field in Invoice._meta.concrete_fields:
+        if field.attname != "issued_at":  # filled as the row was written
+            assert getattr(built, field.attname) == getattr(stored, field.attname), field.name
+    assert built.total == usd("3.10") and not built.get_deferred_fields()
+    built.status = Invoice.Status.CANCELLED
+    built.save(update_fields=["status"])
+    assert Invoice.objects.get(pk=pk).status == Invoice.Status.CANCELLED

@@ -325,8 +325,10 @@ class Service(models.Model):
     )
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # No index of its own: the (customer, package, status) index below starts with it, and
+    # every service a billing run bills or puts in grace is updated in every index it has.
     customer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="services"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="services", db_index=False
     )
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="services")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)

@@ -24,8 +24,12 @@ def credit_plan_change(sender, *, plan_change, invoice, amount, **kwargs) -> Non
     )
 
 
-def settle_issued_invoices(sender, *, invoices, **kwargs) -> None:
-    """A billing run's batch: credit first, then a saved card is charged what credit left."""
+def settle_issued_invoices(sender, *, invoices, **kwargs) -> bool:
+    """A billing run's batch: credit first, then a saved card is charged what credit left.
+
+    True when credit paid any of them (see subscriptions.signals).
+    """
     payments = invoices_apply_credit(invoices=invoices)
     paid = {p.invoice_id for p in payments if p.amount >= p.invoice.total}
     renewal_charges_schedule(invoices=invoices, paid_ids=paid)
+    return bool(payments)

@@ -10,9 +10,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import F
 from django.utils import timezone
 from django_tasks import task
 
+from subscriptions.bulk import OneOf
 from subscriptions.models import Invoice
 from subscriptions.queueing import tasks_enqueue_many
 
@@ -59,7 +61,7 @@ def renewal_charges_schedule(*, invoices: list[Invoice], paid_ids: set[int]) -> 
         return 0
     with_method = set(
         SavedPaymentMethod.objects.filter(
-            customer__in={invoice.customer_id for invoice in unpaid}, is_default=True
+            OneOf(F("customer_id"), {invoice.customer_id for invoice in unpaid}), is_default=True
         ).values_list("customer_id", flat=True)
     )
     calls: list[tuple[list, dict]] = [

@@ -22,6 +22,7 @@ from djmoney.money import Money
 from catalog.errors import ErrorCode, refuse
 from catalog.models import NotificationEvent
 from catalog.selectors import PreparedRead
+from subscriptions.bulk import OneOf
 from subscriptions.events import Kind, service_events_record
 from subscriptions.invoicing import invoice_settle
 from subscriptions.models import Invoice, Order
@@ -224,7 +225,7 @@ def invoices_apply_credit(*, invoices: list[Invoice]) -> list[Payment]:
     with_credit = {
         (row["customer_id"], row["amount_currency"])
         for row in CreditEntry.objects.filter(
-            customer_id__in={invoice.customer_id for invoice in payable}
+            OneOf(F("customer_id"), {invoice.customer_id for invoice in payable})
         )
         .values("customer_id", "amount_currency")
         .annotate(total=Sum("amount"))

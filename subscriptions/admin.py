@@ -517,6 +517,10 @@ class ServiceEventAdmin(ReadOnlyAdmin):
     """Every service's timeline at once; append-only."""
 
     list_display = ["created_at", "service", "kind", "message", "actor"]
+    # Newest first by id, the order they were written in, which the primary key's index
+    # reads a page at a time: created_at has no index of its own (every event a billing run
+    # writes would pay for it), and sorted by it the list would sort the whole table.
+    ordering = ["-id"]
     list_filter = ["kind"]
     search_fields = ["message", "service__package_name", "service__customer__email"]
     list_select_related = ["service", "actor"]

@@ -21,13 +21,20 @@ from catalog.currency import format_money
 from catalog.errors import ErrorCode, refuse
 from catalog.models import NotificationEvent, Package, PriceType
 
-from .bulk import OneOf, instances_read
+from .bulk import OneOf, instances_read, instances_written
 from .events import Kind, service_events_bulk
 from .invoicing import LineSpec, renewal_invoices_issue
 from .jobs import provisioning_jobs_enqueue_many
 from .lifecycle import service_end, services_apply_due_cancellations
 from .models import Invoice, InvoiceLine, LineKind, PlanChange, ProvisioningJob, Service
-from .notifications import BatchTexts, Notice, notify_many, service_notice
+from .notifications import (
+    BatchTexts,
+    Notice,
+    emailed,
+    notices_queue,
+    notify_many,
+    service_notice,
+)
 from .periods import add_interval, anchored_period_end
 from .plan_changes import plan_change_apply_due
 from .price_changes import (
@@ -45,6 +52,8 @@ BILLED_STATUSES = (
     Service.Status.GRACE,
     Service.Status.SUSPENDED,
 )
+# Services an invoice unpaid past its due date puts in grace.
+GRACE_FROM = (Service.Status.TRIAL, Service.Status.ACTIVE)
 # The columns the run reads of the services it handles: a service's other
 # snapshots (provisioning options, settings, checkout fields) are never needed
 # here, and loading them for a batch of thousands is most of the batch's time.
@@ -217,21 +226,22 @@ def _services_bill_due(run: BillingRun, now: datetime) -> None:
         price_type=PriceType.RECURRING,
         cancel_at__isnull=True,
     )
+    # The customers with something due, read once and streamed (a server-side cursor) a
+    # batch at a time: asked again for each batch, the query would pass over every service
+    # still due, and over every one already billed (its index entry stays until a vacuum).
+    due_customers = due.order_by("customer_id").values_list("customer_id", flat=True).distinct()
     customers = (
         get_user_model()
-        .objects.filter(pk__in=due.values("customer_id"))
-        .order_by("pk")
+        .objects.order_by("pk")
         .select_for_update(skip_locked=True)
         .values_list("pk", flat=True)
     )
     packages = _Packages()
-    after = 0
-    while True:
+    for chunk in _batches(due_customers.iterator(chunk_size=BATCH_SIZE), BATCH_SIZE):
         with transaction.atomic():
-            customer_ids = list(customers.filter(pk__gt=after)[:BATCH_SIZE])
+            customer_ids = list(customers.filter(OneOf(F("pk"), chunk)))
             if not customer_ids:
-                return
-            after = customer_ids[-1]
+                continue
             batch = instances_read(
                 due.filter(OneOf(F("customer_id"), customer_ids))
                 .order_by("next_bill_at", "pk")
@@ -240,11 +250,53 @@ def _services_bill_due(run: BillingRun, now: datetime) -> None:
             )
             if not batch:
                 continue
-            Service.objects.filter(OneOf(F("pk"), [service.pk for service in batch])).update(
-                next_bill_at=None
-            )
             packages.attach(batch)
-            run.invoices += len(renewal_invoices_issue(service_period_lines(batch)))
+            issued = renewal_invoices_issue(service_period_lines(batch))
+            run.invoices += len(issued)
+            run.grace += _services_billed(issued, now)
+
+
+def _services_billed(issued: list[tuple[Invoice, list[Service]]], now: datetime) -> int:
+    """Write each billed service once: its next_bill_at cleared, and grace entered when its
+    invoice is already due; how many entered grace.
+
+    The grace step would put those in grace later in the run, updating every
+    row a second time; here they enter it by the same rule (`_grace_ends`,
+    from the earliest invoice of theirs unpaid past its due date). A service
+    whose invoice was paid as it was issued (account credit, a zero total)
+    moved on to its next period then, and is left as the payment left it.
+    """
+    unpaid = [
+        (invoice, service)
+        for invoice, services in issued
+        if invoice.status == Invoice.Status.UNPAID
+        for service in services
+    ]
+    overdue = {
+        service.pk: invoice
+        for invoice, service in unpaid
+        if invoice.due_at <= now and service.status in GRACE_FROM
+    }
+    entering = [service for _, service in unpaid if service.pk in overdue]
+    # An invoice of theirs overdue before this one (an upgrade's charge) counts first.
+    earlier = _earliest_overdue_invoices(
+        [service.pk for service in entering],
+        now,
+        excluding=[invoice.pk for invoice, _ in issued],
+    )
+    for pk, invoice in earlier.items():
+        if (invoice.due_at, invoice.pk) < (overdue[pk].due_at, overdue[pk].pk):
+            overdue[pk] = invoice
+    for _, service in unpaid:
+        service.next_bill_at = None
+    for service in entering:
+        service.status = Service.Status.GRACE
+        service.grace_ends_at = _grace_ends(service, overdue[service.pk])
+    instances_written(
+        [service for _, service in unpaid], ("next_bill_at", "status", "grace_ends_at")
+    )
+    _grace_announce(entering, overdue)
+    return len(entering)
 
 
 @transaction.atomic
@@ -267,9 +319,10 @@ def service_bill_now(*, service: Service) -> Invoice:
             "This service has no renewal to bill: its next invoice is already issued, "
             "it is not recurring, or it is ending.",
         )
-    invoices = renewal_invoices_issue(service_period_lines([service]))
-    Service.objects.filter(pk=service.pk).update(next_bill_at=None)
-    return invoices[0]
+    issued = renewal_invoices_issue(service_period_lines([service]))
+    # As the run leaves a service it billed (an invoice paid as it was issued moved it on).
+    _services_billed(issued, timezone.now())
+    return issued[0][0]
 
 
 def _grace_candidates(now: datetime):
@@ -284,7 +337,7 @@ def _grace_candidates(now: datetime):
     # Only invoices billing a service still to put in grace: a run with nothing to do
     # streams none of those whose services are in grace already.
     on_a_running_service = InvoiceLine.objects.filter(
-        invoice=OuterRef("pk"), service__status__in=[Service.Status.TRIAL, Service.Status.ACTIVE]
+        invoice=OuterRef("pk"), service__status__in=GRACE_FROM
     )
     overdue = (
         Invoice.objects.filter(status=Invoice.Status.UNPAID, due_at__lte=now)
@@ -297,7 +350,7 @@ def _grace_candidates(now: datetime):
         service_ids = (
             InvoiceLine.objects.filter(
                 OneOf(F("invoice_id"), invoice_ids),
-                service__status__in=[Service.Status.TRIAL, Service.Status.ACTIVE],
+                service__status__in=GRACE_FROM,
             )
             .order_by("service_id")
             .values_list("service_id", flat=True)
@@ -306,29 +359,64 @@ def _grace_candidates(now: datetime):
         yield from _batches(service_ids, BATCH_SIZE)
 
 
-def _earliest_overdue_invoices(service_ids: list[int], now: datetime) -> dict[int, Invoice]:
-    """Each service's earliest invoice unpaid past its due date, the one grace counts from."""
-    rows = (
-        InvoiceLine.objects.filter(
-            OneOf(F("service_id"), service_ids),
-            invoice__status=Invoice.Status.UNPAID,
-            invoice__due_at__lte=now,
-        )
-        .order_by("service_id", "invoice__due_at", "invoice_id")
-        .values_list("service_id", "invoice_id")
-    )
-    earliest: dict[int, int] = {}
-    for service_id, invoice_id in rows:
-        earliest.setdefault(service_id, invoice_id)
+def _earliest_overdue_invoices(
+    service_ids: list[int], now: datetime, *, excluding: list[int] | None = None
+) -> dict[int, Invoice]:
+    """Each service's earliest invoice unpaid past its due date, the one grace counts from;
+    the invoices `excluding` names are left out.
+
+    Read by id, the lines by their service and the invoices by their key: a join
+    of the two would be planned with the statistics of before the run, which
+    right after a run billed thousands say these tables are empty.
+    """
+    if not service_ids:
+        return {}
+    lines = InvoiceLine.objects.filter(OneOf(F("service_id"), service_ids))
+    if excluding:
+        lines = lines.exclude(OneOf(F("invoice_id"), excluding))
+    billed = defaultdict(set)
+    for service_id, invoice_id in lines.values_list("service_id", "invoice_id"):
+        billed[invoice_id].add(service_id)
+    if not billed:
+        return {}
     # What the notice quotes of the invoice, and grace counts from.
-    invoices = {
-        invoice.pk: invoice
-        for invoice in instances_read(
-            Invoice.objects.filter(OneOf(F("pk"), earliest.values())),
-            ("pk", "number", "total", "total_currency", "due_at"),
+    invoices = instances_read(
+        Invoice.objects.filter(
+            OneOf(F("pk"), billed), status=Invoice.Status.UNPAID, due_at__lte=now
+        ).order_by("due_at", "pk"),
+        ("pk", "number", "total", "total_currency", "due_at"),
+    )
+    earliest: dict[int, Invoice] = {}
+    for invoice in invoices:
+        for service_id in billed[invoice.pk]:
+            earliest.setdefault(service_id, invoice)
+    return earliest
+
+
+def _grace_ends(service: Service, overdue: Invoice) -> datetime:
+    """When the grace sold with the service runs out: counted from its earliest overdue invoice."""
+    return add_interval(overdue.due_at, service.grace_period, service.grace_interval or "day")
+
+
+def _grace_announce(services: list[Service], overdue: dict[int, Invoice]) -> None:
+    """Services that just entered grace: the customers told in one task, and a timeline
+    event each that says so (one row where the email would be a second)."""
+    texts = BatchTexts()
+    queued = notices_queue(
+        service_notice(
+            NotificationEvent.PAYMENT_OVERDUE, service, invoice=overdue[service.pk], texts=texts
         )
-    }
-    return {service_id: invoices[invoice_id] for service_id, invoice_id in earliest.items()}
+        for service in services
+    )
+    service_events_bulk(
+        (
+            s.pk,
+            Kind.STATUS_CHANGED,
+            f"→ Grace period until {s.grace_ends_at:%Y-%m-%d}: invoice unpaid{emailed(events)}",
+            {"to": s.status, "events": events} if events else {"to": s.status},
+        )
+        for s, events in zip(services, queued, strict=True)
+    )
 
 
 def _batches(rows, size: int):
@@ -357,7 +445,7 @@ def _services_enter_grace(run: BillingRun, now: datetime) -> None:
             services = instances_read(
                 Service.objects.filter(
                     OneOf(F("pk"), candidates),
-                    status__in=[Service.Status.TRIAL, Service.Status.ACTIVE],
+                    status__in=GRACE_FROM,
                 )
                 .order_by("pk")
                 .select_for_update(skip_locked=True, of=("self",)),
@@ -368,40 +456,11 @@ def _services_enter_grace(run: BillingRun, now: datetime) -> None:
             if not batch:
                 continue
             packages.attach(batch)
-            grace_ends: dict[datetime, list[int]] = defaultdict(list)
             for service in batch:
                 service.status = Service.Status.GRACE
-                service.grace_ends_at = add_interval(
-                    overdue[service.pk].due_at,
-                    service.grace_period,
-                    service.grace_interval or "day",
-                )
-                grace_ends[service.grace_ends_at].append(service.pk)
-            # One UPDATE per grace end (services due together share one), not a
-            # CASE over the whole batch.
-            for ends_at, pks in grace_ends.items():
-                Service.objects.filter(OneOf(F("pk"), pks)).update(
-                    status=Service.Status.GRACE, grace_ends_at=ends_at
-                )
-            service_events_bulk(
-                (
-                    s.pk,
-                    Kind.STATUS_CHANGED,
-                    f"→ Grace period until {s.grace_ends_at:%Y-%m-%d}: invoice unpaid",
-                    {"to": s.status},
-                )
-                for s in batch
-            )
-            texts = BatchTexts()
-            notify_many(
-                service_notice(
-                    NotificationEvent.PAYMENT_OVERDUE,
-                    service,
-                    invoice=overdue[service.pk],
-                    texts=texts,
-                )
-                for service in batch
-            )
+                service.grace_ends_at = _grace_ends(service, overdue[service.pk])
+            instances_written(batch, ("status", "grace_ends_at"))
+            _grace_announce(batch, overdue)
             run.grace += len(batch)
 
 

@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from functools import lru_cache, partial
 from typing import Any, TypeVar
 
-from django.db import connection, models
+from django.db import connection, models, router
 from django.db.backends.utils import CursorDebugWrapper
 from django.db.models import Lookup
 from django.db.models.base import ModelState
@@ -99,9 +99,10 @@ def rows_insert(
         )
         return [instance.pk for instance in created]
     fields = {field.attname: field for field in model._meta.concrete_fields}
-    # JSON is encoded as its field would (its encoder; None is SQL NULL, as Django stores it).
+    # JSON is encoded as its field would (its encoder; None is SQL NULL, as Django stores it),
+    # by one encoder per column: json.dumps(cls=...) builds an encoder per value.
     json_at = [
-        (index, field.encoder)
+        (index, (field.encoder or json.JSONEncoder)().encode)
         for index, field in enumerate(fields[column] for column in columns)
         if isinstance(field, models.JSONField)
     ]
@@ -126,9 +127,9 @@ def rows_insert(
             with cursor.cursor.copy(sql) as copy:  # psycopg's cursor: COPY is no DB-API call
                 for number, row in enumerate(rows):
                     values = list(row)
-                    for index, encoder in json_at:
+                    for index, encode in json_at:
                         if values[index] is not None:
-                            values[index] = json.dumps(values[index], cls=encoder)
+                            values[index] = encode(values[index])
                     copy.write_row((*([ids[number]] if with_ids else []), *values, *tail))
 
         # Through the connection's execute wrappers, as Django runs a query, so
@@ -421,6 +422,45 @@ def instances_read(queryset: models.QuerySet[M], fields: Sequence[str]) -> list[
     return instances
 
 
+def instances_built(model: type[M], rows: Iterable[dict[str, Any]]) -> list[M]:
+    """Instances of rows just written: each row's values (by attname), every other field's
+    default, saved (a later save() updates the row).
+
+    As `instances_read` builds them, without `Model.__init__` walking every field
+    of the model per instance: a billing run builds its invoices by the thousand.
+    """
+    meta = model._meta
+    defaults = {}
+    for field in meta.concrete_fields:
+        if (
+            field.has_default()
+            and callable(field.default)
+            and not isinstance(field, models.JSONField)
+        ):
+            # One value for every instance would break a unique default (a uuid4).
+            defaults[field.attname] = _NO_DEFAULT
+        else:
+            defaults[field.attname] = field.get_default()
+    db = router.db_for_write(model)
+    instances = []
+    for row in rows:
+        instance = model.__new__(model)
+        values = {**defaults, **row}
+        missing = [name for name, value in values.items() if value is _NO_DEFAULT]
+        if missing:
+            raise ValueError(f"{model.__name__} needs {', '.join(missing)} per row")
+        instance.__dict__.update(values)
+        state = ModelState()
+        state.adding = False
+        state.db = db
+        instance._state = state
+        instances.append(instance)
+    return instances
+
+
+_NO_DEFAULT = object()
+
+
 class OneOf(Lookup):
     """`OneOf(F("pk"), ids)`: a filter on thousands of ids, sent as one array on PostgreSQL.
 
@@ -440,3 +480,57 @@ class OneOf(Lookup):
         if not values:
             return "1 = 0", list(params)
         return f"{lhs} IN ({', '.join(['%s'] * len(values))})", [*params, *values]
+
+
+def instances_written(instances: Sequence[models.Model], fields: Sequence[str]) -> None:
+    """Write `fields` (attnames) of saved `instances`, each row its own values, in one UPDATE.
+
+    For a billing run's batch, where `bulk_update` builds a CASE over every row
+    per field and has each value prepared through the ORM's expressions. On
+    PostgreSQL one array per column is joined to the table by id
+    (`UPDATE ... FROM unnest(...)`); elsewhere (SQLite) the rows that share
+    their values share one UPDATE.
+    """
+    if not instances:
+        return
+    model = type(instances[0])
+    meta = model._meta
+    columns = [meta.get_field(name) for name in fields]
+    if connection.vendor != "postgresql":
+        groups: dict[tuple[Any, ...], list[Any]] = {}
+        for instance in instances:
+            values = tuple(getattr(instance, field.attname) for field in columns)
+            groups.setdefault(values, []).append(instance.pk)
+        for values, pks in groups.items():
+            model._default_manager.filter(pk__in=pks).update(
+                **{field.attname: value for field, value in zip(columns, values, strict=True)}
+            )
+        return
+    pk = meta.pk
+    assert pk is not None
+    quote = connection.ops.quote_name
+    arrays = [
+        [pk.get_db_prep_save(instance.pk, connection) for instance in instances],
+        *(
+            [field.get_db_prep_save(getattr(instance, field.attname), connection)
+             for instance in instances]
+            for field in columns
+        ),
+    ]  # fmt: skip
+    names = [f"c{index}" for index in range(len(arrays))]
+    unnest = ", ".join(f"%s::{field.db_type(connection)}[]" for field in (pk, *columns))
+    assignments = ", ".join(
+        f"{quote(_column(field))} = v.{name}"
+        for field, name in zip(columns, names[1:], strict=True)
+    )
+    table = quote(meta.db_table)
+    key = f"{table}.{quote(_column(pk))}"
+    with connection.cursor() as cursor:
+        # The ids again as an array the key's index finds: joined to the unnest alone, the
+        # plan hashes the whole table for each batch.
+        cursor.execute(
+            f"UPDATE {table} SET {assignments} "
+            f"FROM unnest({unnest}) AS v({', '.join(names)}) "
+            f"WHERE {key} = v.{names[0]} AND {key} = ANY(%s)",
+            [*arrays, arrays[0]],
+        )

@@ -18,13 +18,16 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import connections, router
+from django.db.models import F
 from django.utils import timezone
 from djmoney.money import Money
 
 from catalog.models import NotificationEvent
 
 from .bulk import (
+    OneOf,
     ids_give,
+    instances_built,
     instances_insert,
     instances_insert_returning,
     rows_insert,
@@ -33,7 +36,7 @@ from .bulk import (
 from .events import Kind, service_event_record, service_events_bulk
 from .lifecycle import order_mark_paid, service_invoice_paid
 from .models import Invoice, InvoiceLine, InvoiceNumberCounter, LineKind, Order, Service
-from .notifications import BatchTexts, notify_invoice, notify_invoices_issued
+from .notifications import BatchTexts, emailed, notify_invoice, notify_invoices_issued
 from .signals import invoice_issued, invoices_issued
 
 
@@ -170,7 +173,7 @@ class LineSpec:
     kind: str = LineKind.PRICE
 
 
-def renewal_invoices_issue(specs: list[LineSpec]) -> list[Invoice]:
+def renewal_invoices_issue(specs: list[LineSpec]) -> list[tuple[Invoice, list[Service]]]:
     """One invoice per customer, due day (UTC) and currency, a line per spec, in a few queries.
 
     The invoice falls due with the earliest of its lines. The billing run
@@ -179,47 +182,37 @@ def renewal_invoices_issue(specs: list[LineSpec]) -> list[Invoice]:
 
     Call it holding the services' locks. A zero invoice is paid at once, as a
     renewal's always was; the customers are told in one notification task.
+    Returns each invoice with the services it bills, its status as the
+    payments receivers left it (account credit may have paid it).
     """
     # Due the same day: the services of one order are set up (and so renew) moments apart.
     groups: dict[tuple[int, date, str], list[LineSpec]] = defaultdict(list)
     for spec in specs:
         day = spec.due_at.astimezone(UTC).date()
         groups[(spec.service.customer_id, day, spec.service.currency)].append(spec)
-    invoices = [
-        Invoice(
-            customer_id=customer_id,
-            kind=Invoice.Kind.RENEWAL,
-            # The periods billed: an overage line's period is the one that ended.
-            period_start=min(s.period_start for s in group if s.kind == LineKind.PRICE),
-            period_end=max(s.period_end for s in group if s.kind == LineKind.PRICE),
-            currency=currency,
-            total=Money(sum((spec.amount.amount for spec in group), Decimal(0)), currency),
-            due_at=min(spec.due_at for spec in group),
-        )
-        for (customer_id, _, currency), group in groups.items()
-    ]
     # Numbered in one take of the counter, before they exist: the lock is held to commit.
-    numbers = invoice_numbers_take(year=timezone.localtime().year, count=len(invoices))
+    numbers = invoice_numbers_take(year=timezone.localtime().year, count=len(groups))
     issued_at = timezone.now()
-    for invoice, number in zip(invoices, numbers, strict=True):
-        invoice.number = number
-        invoice.issued_at = issued_at
-    ids = rows_insert(
+    columns = ("number", "customer_id", "kind", "period_start", "period_end", "currency",
+               "total", "total_currency", "issued_at", "due_at")  # fmt: skip
+    rows = [
+        (number, customer_id, Invoice.Kind.RENEWAL,
+         # The periods billed: an overage line's period is the one that ended.
+         min(s.period_start for s in group if s.kind == LineKind.PRICE),
+         max(s.period_end for s in group if s.kind == LineKind.PRICE),
+         currency, sum((spec.amount.amount for spec in group), Decimal(0)), currency, issued_at,
+         min(spec.due_at for spec in group))
+        for number, ((customer_id, _, currency), group) in zip(numbers, groups.items(), strict=True)
+    ]  # fmt: skip
+    ids = rows_insert(Invoice, columns, rows, with_ids=True)
+    # The payments receivers get them as instances, built from the rows written.
+    invoices = instances_built(
         Invoice,
-        ("number", "customer_id", "kind", "period_start", "period_end", "currency", "total",
-         "total_currency", "issued_at", "due_at"),
         (
-            (i.number, i.customer_id, i.kind, i.period_start, i.period_end, i.currency,
-             i.total.amount, i.currency, i.issued_at, i.due_at)
-            for i in invoices
+            {"id": pk, **dict(zip(columns, row, strict=True))}
+            for pk, row in zip(ids, rows, strict=True)
         ),
-        with_ids=True,
-    )  # fmt: skip
-    for invoice, pk in zip(invoices, ids, strict=True):
-        invoice.pk = pk
-        # Saved now, as bulk_create leaves its instances: a later save() updates the row.
-        invoice._state.adding = False
-        invoice._state.db = Invoice.objects.db
+    )
     rows_insert(
         InvoiceLine,
         ("invoice_id", "kind", "description", "unit_amount", "unit_amount_currency", "quantity",
@@ -232,30 +225,43 @@ def renewal_invoices_issue(specs: list[LineSpec]) -> list[Invoice]:
             for index, spec in enumerate(group)
         ),
     )  # fmt: skip
+    issued = [
+        # A service with overage lines is on its invoice more than once: it is one service.
+        (invoice, list(dict.fromkeys(spec.service for spec in group)))
+        for invoice, group in zip(invoices, groups.values(), strict=True)
+    ]
+    emails = notify_invoices_issued(issued)
     texts = BatchTexts()
+    # An event per line, saying whether the customer was emailed the invoice: one row
+    # where an "email queued" event after it would be a second.
     service_events_bulk(
         (
             spec.service.pk,
             Kind.INVOICE_ISSUED,
             f"Invoice {invoice.number} issued: {spec.description}, {texts.money(spec.amount)}, due "
-            f"{texts.date(spec.due_at)}",
-            {"invoice": invoice.pk},
+            f"{texts.date(spec.due_at)}{emailed(emails.get(invoice.pk, []))}",
+            {"invoice": invoice.pk, "events": emails[invoice.pk]}
+            if invoice.pk in emails
+            else {"invoice": invoice.pk},
         )
         for invoice, group in zip(invoices, groups.values(), strict=True)
         for spec in group
     )
-    notify_invoices_issued(
-        [
-            (invoice, [spec.service for spec in group])
-            for invoice, group in zip(invoices, groups.values(), strict=True)
-        ]
-    )
     # The payments app applies account credit and charges saved cards, for the whole batch.
-    invoices_issued.send(sender=Invoice, invoices=invoices)
+    responses = invoices_issued.send(sender=Invoice, invoices=invoices)
+    if any(response for _, response in responses):
+        # Credit paid some: their rows changed (a paid one moved its services on).
+        statuses = dict(
+            Invoice.objects.filter(OneOf(F("pk"), [invoice.pk for invoice in invoices]))
+            .exclude(status=Invoice.Status.UNPAID)
+            .values_list("pk", "status")
+        )
+        for invoice in invoices:
+            invoice.status = statuses.get(invoice.pk, invoice.status)
     for invoice in invoices:
         if invoice.total.amount == 0:
             invoice_settle(invoice)
-    return invoices
+    return issued
 
 
 def service_invoice_issue(

@@ -325,8 +325,10 @@ class Service(models.Model):
     )
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # No index of its own: the (customer, package, status) index below starts with it, and
+    # every service a billing run bills or puts in grace is updated in every index it has.
     customer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="services"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="services", db_index=False
     )
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="services")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
@@ -847,19 +849,31 @@ class ServiceEvent(models.Model):
     kind = models.CharField(max_length=24, choices=Kind.choices)
     message = models.CharField(max_length=500)
     data = models.JSONField(default=dict, blank=True)
+    # Indexed only where set (below): what the system writes, a billing run's events, has none.
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,
         help_text="The staff user or customer who did it; empty for the system.",
     )
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # No index of its own: the timeline reads by service (the index below), the admin's list
+    # of every event by id, the order they were written in.
+    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["service", "-created_at", "-id"])]
+        indexes = [
+            models.Index(fields=["service", "-created_at", "-id"]),
+            # Deleting a user sets their events' actor to NULL: found by this index.
+            models.Index(
+                fields=["actor"],
+                condition=Q(actor__isnull=False),
+                name="serviceevent_actor",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.message}"

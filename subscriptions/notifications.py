@@ -69,35 +69,81 @@ class Notice:
 def notify_many(notices: Iterable[Notice]) -> int:
     """Queue many customers' emails in one task: a billing run tells thousands at once.
 
-    Each notice is sent only for the events its package wants; the number of
-    notices queued is returned.
+    Each notice is sent only for the events its package wants, and written on
+    the timelines of its services; the number of notices queued is returned.
     """
+    notices = list(notices)
+    queued = notices_queue(notices)
+    service_events_bulk(
+        (pk, Kind.EMAIL_SENT, f"To the customer: {', '.join(events)}", {"events": events})
+        for notice, events in zip(notices, queued, strict=True)
+        for pk in notice.service_ids
+        if events
+    )
+    return sum(1 for events in queued if events)
+
+
+def notices_queue(notices: Iterable[Notice]) -> list[list[str]]:
+    """Queue the notices in one task, without writing them on any timeline; what each sent.
+
+    The events queued of each notice, in order (none when its package wants
+    none), for a caller that writes the email into the timeline event of what
+    it tells: a billing run writes one row where it would write two.
+    """
+    queued = []
     wanted = []
-    timeline = []
     for notice in notices:
-        events = [
-            name
-            for name in notice.events
-            if name in (notice.package.notification_preferences or [])
-        ]
+        preferences = notice.package.notification_preferences or []
+        events = [name for name in notice.events if name in preferences]
+        queued.append(events)
         if events:
             wanted.append(
                 {"events": events, "customer_id": notice.customer_id, "context": notice.context}
             )
-            timeline += [
-                (pk, Kind.EMAIL_SENT, f"To the customer: {', '.join(events)}", {"events": events})
-                for pk in notice.service_ids
-            ]
-    service_events_bulk(timeline)
     if wanted:
         # One row, written without enqueue's normalizing: notices are plain strings already.
-        tasks_enqueue_many(batch_send_notifications, [([], {"notices": wanted})])
-    return len(wanted)
+        # What every context has in common is written once: a batch's notices mostly quote
+        # the same package, price and dates, and the row's size is most of its cost.
+        shared = _shared(notice["context"] for notice in wanted)
+        if shared:
+            for notice in wanted:
+                notice["context"] = {
+                    key: value for key, value in notice["context"].items() if key not in shared
+                }
+        tasks_enqueue_many(batch_send_notifications, [([], {"notices": wanted, "shared": shared})])
+    return queued
+
+
+def _shared(contexts: Iterable[dict[str, str]]) -> dict[str, str]:
+    """The items every one of `contexts` has."""
+    contexts = iter(contexts)
+    shared = dict(next(contexts))
+    for context in contexts:
+        for key in [key for key, value in shared.items() if context.get(key) != value]:
+            del shared[key]
+        if not shared:
+            break
+    return shared
+
+
+def emailed(events: list[str]) -> str:
+    """What a timeline event adds when the customer was emailed about it."""
+    return f"; emailed to the customer ({', '.join(events)})" if events else ""
 
 
 @task()
-def batch_send_notifications(*, notices: list[dict[str, Any]]) -> int:
-    return sum(notifications_send(**notice) for notice in notices)
+def batch_send_notifications(
+    *, notices: list[dict[str, Any]], shared: dict[str, str] | None = None
+) -> int:
+    """Each notice's emails; `shared` holds the context items all the notices have in common."""
+    return sum(
+        notifications_send(
+            events=notice["events"],
+            customer_id=notice["customer_id"],
+            context={**(shared or {}), **notice["context"]},
+        )
+        for notice in notices
+    )
 
 
 @task()
@@ -231,25 +277,26 @@ def _names(services: Iterable[Service | None]) -> str:
     return ", ".join(dict.fromkeys(service.package_name for service in services if service))
 
 
-def notify_invoices_issued(issued: list[tuple[Invoice, list[Service]]]) -> int:
+def notify_invoices_issued(issued: list[tuple[Invoice, list[Service]]]) -> dict[int, list[str]]:
     """Renewal invoices a billing run issued, each with the services it bills, in one task.
 
     A customer is told when the package of any service on the invoice wants it;
-    zero invoices pay themselves and are not worth an email.
+    zero invoices pay themselves and are not worth an email. Returns the events
+    emailed for each invoice: the caller writes them into the timeline event of
+    the invoice (`emailed`).
     """
     texts = BatchTexts()
-    return notify_many(
+    told = [(invoice, services) for invoice, services in issued if invoice.total.amount > 0]
+    queued = notices_queue(
         Notice(
             events=[Event.INVOICE_CREATED],
-            package=package,
+            package=_most_talkative(services, Event.INVOICE_CREATED),
             customer_id=invoice.customer_id,
             context={"package_name": _names(services), **_invoice_context(invoice, texts)},
-            service_ids=tuple(service.pk for service in services),
         )
-        for invoice, services in issued
-        if invoice.total.amount > 0
-        for package in [_most_talkative(services, Event.INVOICE_CREATED)]
+        for invoice, services in told
     )
+    return {invoice.pk: events for (invoice, _), events in zip(told, queued, strict=True) if events}
 
 
 def _most_talkative(services: list[Service], event: str) -> Package:

@@ -18,12 +18,13 @@ from fractions import Fraction
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, F, OuterRef, QuerySet
 from djmoney.money import Money
 
 from catalog.currency import format_money
 from catalog.models import NotificationEvent, Package, PackagePrice
 
+from .bulk import OneOf
 from .models import InvoiceLine, LineKind, ScheduledPriceChange, Service
 from .notifications import Notice, notify_many, service_notice
 from .periods import add_interval, monthly_rate
@@ -173,7 +174,8 @@ def service_prices_for_periods(periods: list[tuple[Service, datetime]]) -> dict[
     changes = {
         change.service_id: change
         for change in ScheduledPriceChange.objects.filter(
-            service_id__in=[service.pk for service, _ in periods], applied_at__isnull=True
+            OneOf(F("service_id"), [service.pk for service, _ in periods]),
+            applied_at__isnull=True,
         ).only("service_id", "effective_at", "recurring_amount", "recurring_amount_currency")
     }  # one pending change per service at most (a constraint)
     prices = {}

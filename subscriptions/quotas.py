@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.db.models import F
 from djmoney.money import Money
 
 from catalog.currency import format_money
 from catalog.models import Package
 
+from .bulk import OneOf
 from .models import Service, UsageRecord
 
 CENT = Decimal("0.01")
@@ -248,7 +250,7 @@ def overage_lines_for(
     # The set's widest window in SQL, each service's own period here: periods
     # differ per service, and the rows are only the batch's usage of one period.
     rows = UsageRecord.objects.filter(
-        service_id__in=billable, occurred_at__gte=earliest, occurred_at__lt=latest
+        OneOf(F("service_id"), billable), occurred_at__gte=earliest, occurred_at__lt=latest
     ).values_list("service_id", "quota_code", "occurred_at", "quantity")
     for service_id, code, occurred_at, quantity in rows.iterator(chunk_size=5000):
         _, start, end, _ = billable[service_id]

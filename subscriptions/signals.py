@@ -21,5 +21,7 @@ plan_change_credit_due = Signal()
 
 # sender: the Invoice class; invoices: a list of issued renewal invoices (a billing run's
 # batch). Sent once per batch, so a receiver acts on the whole batch in a fixed number of
-# queries rather than a few per invoice.
+# queries rather than a few per invoice. A receiver that paid some of them returns something
+# true, so the sender reads their status again (a billing run moves on the services of those
+# still unpaid).
 invoices_issued = Signal()

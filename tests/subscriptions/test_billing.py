@@ -10,8 +10,9 @@ import pytest
 from django.core.management import call_command
 
 from catalog.models import PackagePriceAmount, VariantPriceAmount
-from payments.services import payment_record
+from payments.services import credit_adjust, payment_record
 from subscriptions.billing import services_run_billing
+from subscriptions.invoicing import service_invoice_issue
 from subscriptions.lifecycle import service_request_cancellation
 from subscriptions.models import Invoice, ProvisioningJob, Service
 from tests.factories import (
@@ -124,6 +125,61 @@ def test_paying_a_suspended_services_invoice_unsuspends_it(customer):
     run_all_jobs()
     service.refresh_from_db()
     assert service.status == Service.Status.ACTIVE
+
+
+def test_grace_counts_from_an_earlier_invoice_still_unpaid_when_the_renewal_is_billed(customer):
+    service = active_service(customer, grace_period=3, grace_interval="day")
+    period_end = service.current_period_end
+    # An upgrade's charge that fell due two days before the period ended, unpaid.
+    service_invoice_issue(
+        service=service,
+        kind=Invoice.Kind.PLAN_CHANGE,
+        description="Upgrade (prorated)",
+        amount=usd(4),
+        due_at=period_end - timedelta(days=2),
+    )
+
+    run = services_run_billing(now=period_end)
+
+    service.refresh_from_db()
+    assert (run.invoices, run.grace) == (1, 1)
+    assert service.status == Service.Status.GRACE
+    assert service.grace_ends_at == period_end + timedelta(days=1)
+    assert service.next_bill_at is None
+    grace = service.events.get(kind="status_changed", data__to="grace")
+    assert grace.message.startswith(
+        f"→ Grace period until {period_end + timedelta(days=1):%Y-%m-%d}: invoice unpaid"
+    )
+
+
+def test_a_renewal_account_credit_pays_as_it_is_issued_moves_the_service_on(customer):
+    service = active_service(customer, grace_period=3, grace_interval="day")
+    period_end = service.current_period_end
+    credit_adjust(customer=customer, amount=usd(50), note="Goodwill")
+
+    run = services_run_billing(now=period_end)
+
+    renewal = renewals(service).get()
+    service.refresh_from_db()
+    assert (run.invoices, run.grace, renewal.status) == (1, 0, Invoice.Status.PAID)
+    assert service.status == Service.Status.ACTIVE
+    assert service.current_period_start == period_end
+    # Billed again when the period it paid for ends.
+    assert service.next_bill_at == renewal.period_end
+    assert services_run_billing(now=renewal.period_end).invoices == 1
+
+
+def test_a_renewal_credit_pays_part_of_leaves_the_service_in_grace(customer):
+    service = active_service(customer, grace_period=3, grace_interval="day")
+    period_end = service.current_period_end
+    credit_adjust(customer=customer, amount=usd(5), note="Goodwill")
+
+    run = services_run_billing(now=period_end)
+
+    service.refresh_from_db()
+    assert (run.invoices, run.grace) == (1, 1)
+    assert (service.status, service.next_bill_at) == (Service.Status.GRACE, None)
+    assert renewals(service).get().status == Invoice.Status.UNPAID
 
 
 def test_the_grace_period_is_the_one_sold_with_the_service(customer):

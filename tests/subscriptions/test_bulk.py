@@ -3,6 +3,7 @@ ORM writes them: on SQLite through bulk_create, on PostgreSQL through COPY (the 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -13,9 +14,11 @@ from django_tasks_db.models import DBTaskResult
 from subscriptions.billing import RUN_FIELDS
 from subscriptions.bulk import (
     OneOf,
+    instances_built,
     instances_insert,
     instances_insert_returning,
     instances_read,
+    instances_written,
     rows_insert,
 )
 from subscriptions.models import Invoice, InvoiceLine, LineKind, Service, ServiceEvent
@@ -167,3 +170,54 @@ def test_instances_written_in_one_take_read_back_as_saved_with_their_ids_and_dat
 @pytest.mark.django_db(transaction=True)
 def test_instances_written_to_postgresql_read_back_as_saved_with_their_ids_and_dates():
     write_instances_and_read_back(customers(1)[0])
+
+
+def change_instances_and_read_back(customer) -> None:
+    services = [active_service(customer, variant_code=f"zone{n}") for n in range(3)]
+    untouched = services[2].next_bill_at
+    later = timezone.now() + timedelta(days=3)
+    services[0].next_bill_at, services[0].status = None, Service.Status.GRACE
+    services[0].grace_ends_at = later
+    services[1].next_bill_at, services[1].grace_ends_at = None, None
+    services[2].price_name = "Not written"
+
+    instances_written(services, ("next_bill_at", "status", "grace_ends_at"))
+
+    rows = Service.objects.in_bulk([service.pk for service in services])
+    assert [
+        (rows[s.pk].next_bill_at, rows[s.pk].status, rows[s.pk].grace_ends_at) for s in services
+    ] == [
+        (None, Service.Status.GRACE, later),
+        (None, Service.Status.ACTIVE, None),
+        (untouched, Service.Status.ACTIVE, None),
+    ]
+    assert rows[services[2].pk].price_name != "Not written"
+
+
+def test_instances_changed_are_written_each_with_its_own_values():
+    change_instances_and_read_back(customers(1)[0])
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_instances_changed_are_written_to_postgresql_each_with_its_own_values():
+    change_instances_and_read_back(customers(1)[0])
+
+
+def test_instances_built_from_rows_written_hold_their_values_and_every_default():
+    customer = customers(1)[0]
+    due = timezone.now()
+    columns = ("number", "customer_id", "kind", "currency", "total", "total_currency", "due_at")
+    row = ("INV-T-9", customer.pk, Invoice.Kind.RENEWAL, "USD", Decimal("3.10"), "USD", due)
+    [pk] = rows_insert(Invoice, columns, [row], with_ids=True)
+
+    [built] = instances_built(Invoice, [{"id": pk, **dict(zip(columns, row, strict=True))}])
+
+    stored = Invoice.objects.get(pk=pk)
+    for field in Invoice._meta.concrete_fields:
+        if field.attname != "issued_at":  # filled as the row was written
+            assert getattr(built, field.attname) == getattr(stored, field.attname), field.name
+    assert built.total == usd("3.10") and not built.get_deferred_fields()
+    built.status = Invoice.Status.CANCELLED
+    built.save(update_fields=["status"])
+    assert Invoice.objects.get(pk=pk).status == Invoice.Status.CANCELLED

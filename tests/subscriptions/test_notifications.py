@@ -16,6 +16,7 @@ from subscriptions.notifications import render_email
 from subscriptions.plan_changes import service_change_package
 from tests.factories import (
     active_service,
+    customers,
     paid_service,
     place,
     shop_package,
@@ -117,6 +118,29 @@ def test_suspension_by_the_billing_run_sends_overdue_then_suspended(customer, ma
         "Service suspended: Video Pro",
     ]
     assert "12.00 USD" in text(mailoutbox[1].body)
+
+
+def test_a_run_tells_each_customer_of_a_batch_their_own_invoice_and_dates(mailoutbox):
+    people = customers(2)
+    services = [
+        active_service(person, name="Video Pro", variant_code=f"zone{n}")
+        for n, person in enumerate(people)
+    ]
+    send_queued_notifications()
+    mailoutbox.clear()
+
+    services_run_billing(now=max(service.current_period_end for service in services))
+    # One task for the batch's overdue notices; what they share is written once.
+    send_queued_notifications()
+
+    for person, service in zip(people, services, strict=True):
+        renewal = Invoice.objects.of_service(service.pk).get(kind=Invoice.Kind.RENEWAL)
+        theirs = [mail for mail in mailoutbox if mail.to == [person.email]]
+        assert subjects(theirs) == [
+            f"Invoice {renewal.number}: 12.00 USD due {renewal.due_at:%Y-%m-%d}",
+            f"Payment overdue: invoice {renewal.number} for Video Pro",
+        ]
+        assert f"due {renewal.due_at:%Y-%m-%d}" in text(theirs[1].body)
 
 
 def test_paying_a_suspended_service_sends_payment_received_then_unsuspended(customer, mailoutbox):

@@ -60,7 +60,9 @@ def test_every_service_of_an_order_gets_its_own_events(customer):
         assert kinds(service)[:2] == [Kind.ORDERED, Kind.PAYMENT_RECEIVED]
 
 
-def test_the_billing_run_writes_each_renewal_invoice_on_each_service_it_bills(customer):
+def test_the_billing_run_writes_each_renewal_invoice_and_its_email_on_each_service_it_bills(
+    customer,
+):
     services = paid_services(customer, quantity=2, allow_quantity="multiple")
     run_all_jobs()
     # Activated a moment apart, each falls due at its own time: bill both.
@@ -68,7 +70,19 @@ def test_the_billing_run_writes_each_renewal_invoice_on_each_service_it_bills(cu
     for service in services:
         invoice = Invoice.objects.get(kind=Invoice.Kind.RENEWAL, lines__service=service)
         event = service.events.get(kind=Kind.INVOICE_ISSUED)
-        assert invoice.number in event.message and event.data == {"invoice": invoice.pk}
+        assert invoice.number in event.message
+        # The invoice's email is told in the same event: a run writes one row, not two.
+        assert event.message.endswith("; emailed to the customer (invoice_created)")
+        assert event.data == {"invoice": invoice.pk, "events": ["invoice_created"]}
+        assert not service.events.filter(kind=Kind.EMAIL_SENT, message__contains="invoice").exists()
+
+
+def test_entering_grace_tells_the_email_sent_in_the_same_event(customer):
+    service = active_service(customer, grace_period=3, grace_interval="day")
+    services_run_billing(now=service.next_bill_at)
+    grace = service.events.get(kind=Kind.STATUS_CHANGED, data__to="grace")
+    assert grace.message.endswith(": invoice unpaid; emailed to the customer (payment_overdue)")
+    assert grace.data == {"to": "grace", "events": ["payment_overdue"]}
 
 
 def test_entering_grace_is_a_status_change_on_the_timeline(customer):

@@ -495,7 +495,11 @@ def instances_written(instances: Sequence[models.Model], fields: Sequence[str]) 
         return
     model = type(instances[0])
     meta = model._meta
-    columns = [meta.get_field(name) for name in fields]
+    columns: list[models.Field] = []
+    for name in fields:
+        column = meta.get_field(name)
+        assert isinstance(column, models.Field)  # a column, not a reverse relation
+        columns.append(column)
     if connection.vendor != "postgresql":
         groups: dict[tuple[Any, ...], list[Any]] = {}
         for instance in instances:

@@ -91,7 +91,7 @@ def notices_queue(notices: Iterable[Notice]) -> list[list[str]]:
     it tells: a billing run writes one row where it would write two.
     """
     queued = []
-    wanted = []
+    wanted: list[dict[str, Any]] = []
     for notice in notices:
         preferences = notice.package.notification_preferences or []
         events = [name for name in notice.events if name in preferences]
@@ -104,11 +104,11 @@ def notices_queue(notices: Iterable[Notice]) -> list[list[str]]:
         # One row, written without enqueue's normalizing: notices are plain strings already.
         # What every context has in common is written once: a batch's notices mostly quote
         # the same package, price and dates, and the row's size is most of its cost.
-        shared = _shared(notice["context"] for notice in wanted)
+        shared = _shared(item["context"] for item in wanted)
         if shared:
-            for notice in wanted:
-                notice["context"] = {
-                    key: value for key, value in notice["context"].items() if key not in shared
+            for item in wanted:
+                item["context"] = {
+                    key: value for key, value in item["context"].items() if key not in shared
                 }
         tasks_enqueue_many(batch_send_notifications, [([], {"notices": wanted, "shared": shared})])
     return queued

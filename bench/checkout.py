@@ -159,6 +159,8 @@ def client_process(
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
+    import billing_site.wsgi  # noqa: F401  the application as a server loads it
+
     client = Client()
     client.force_login(get_user_model().objects.get(pk=customer_id))
     latencies, failures, queries, counted = [], [], 0, 0

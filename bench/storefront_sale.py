@@ -113,6 +113,7 @@ def buy(plan_file: str, buyer: int, seconds: float, interval: float) -> None:
     # once per process) is its start-up, not the sale's. It takes stock like the others.
     warmed = int(place())
     print("ready", flush=True)  # set up: the sale's measurement may start
+    cpu_started = time.process_time()
     deadline = time.monotonic() + seconds
     next_at = time.monotonic()
     while time.monotonic() < deadline:
@@ -122,7 +123,10 @@ def buy(plan_file: str, buyer: int, seconds: float, interval: float) -> None:
             placed += 1
         else:
             failed += 1
-    print(json.dumps({"placed": placed, "failed": failed, "warmed": warmed}), flush=True)
+    cpu = time.process_time() - cpu_started
+    print(
+        json.dumps({"placed": placed, "failed": failed, "warmed": warmed, "cpu": cpu}), flush=True
+    )
 
 
 # --- the readers ---------------------------------------------------------------
@@ -328,8 +332,10 @@ def run(args) -> None:
         order_rate = placed / (args.seconds * len(pages) + 2)
         kept = catalog_version(database_url) == version
 
+        cpu_per_order = sum(r["cpu"] for r in results) / max(1, placed + failed) * 1000
         print(f"\nsale: {args.buyers} checkout clients, {placed} orders ({order_rate:.0f}/s), "
-              f"{failed} refused or failed; cached pages "
+              f"{failed} refused or failed, {cpu_per_order:.1f} ms of the buyers' CPU per order "
+              "(their Python, not PostgreSQL's); cached pages "
               f"{'kept (catalog version unchanged)' if kept else 'INVALIDATED'}")  # fmt: skip
         print(
             f"{'page':<30} {'idle req/s':>11} {'p99':>9} {'sale req/s':>11} {'p99':>9} {'share':>7}"

@@ -9,7 +9,7 @@ from djmoney.money import Money
 
 from catalog.models import Package, PackagePriceAmount
 from catalog.selectors import package_for_order
-from tests.factories import PackageQuotaFactory, priced_package
+from tests.factories import PackageQuotaFactory, VariantFactory, priced_package
 
 pytestmark = pytest.mark.django_db
 
@@ -50,3 +50,32 @@ def test_the_quotas_come_with_their_quota():
     assert fresh is not None
     [quota] = fresh.quotas.all()
     assert (quota.limit, quota.quota.code) == (5, value.quota.code)
+
+
+def test_the_relations_read_answer_without_a_query_and_a_filter_still_queries_its_own(
+    django_assert_num_queries,
+):
+    package = priced_package(amounts=(("USD", "9.00"), ("EUR", "8.00")))
+    other = priced_package(amounts=(("USD", "30.00"),))
+    fresh = read(package)
+    assert fresh is not None
+    with django_assert_num_queries(0):
+        [price] = fresh.prices.all()
+        assert sorted(str(a.price) for a in price.amounts.all()) == ["$9.00", "€8.00"]
+        assert "prices" in fresh._prefetched_objects_cache
+        assert fresh._prefetched_objects_cache.get("prices")[0] == price
+    # Anything past the rows read queries as the related manager would: this package's only.
+    with django_assert_num_queries(1):
+        assert [a.price for a in price.amounts.filter(price_currency="USD")] == [
+            Money("9.00", "USD")
+        ]
+    assert other.prices.get().pk != price.pk
+
+
+def test_a_write_to_a_relation_read_forgets_the_rows_read():
+    package = priced_package()
+    fresh = read(package)
+    assert fresh is not None and list(fresh.variants.all()) == []
+    variant = VariantFactory()
+    fresh.variants.add(variant)
+    assert list(fresh.variants.all()) == [variant]

@@ -198,6 +198,9 @@ def test_the_lease_outlasts_the_webhooks_timeout():
     assert lease_for(ManualPlugin(), None) == LEASE
 
 
+# Committed: the worker closes its database connection as it stops, which on PostgreSQL
+# would end a test's surrounding transaction.
+@pytest.mark.django_db(transaction=True)
 def test_every_db_worker_sweeps_so_a_live_worker_finishes_a_dead_ones_job(
     customer, webhook_backend
 ):

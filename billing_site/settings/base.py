@@ -171,6 +171,8 @@ AUTHENTICATION_BACKENDS = [
     "subscriptions.backends.EmailBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+# Django's database sessions, their read written as SQL once (billing_site/sessions.py).
+SESSION_ENGINE = "billing_site.sessions"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "subscriptions:account"
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -204,6 +204,13 @@ class PreparedRows(PreparedRead):
     def json_sql(self) -> tuple[str, tuple[Any, ...]]:
         """A scalar subquery giving this read's rows as a JSON array of objects, one key per
         column (its values() lookup), in the read's order; and its parameters."""
+        for _, model in self.levels:
+            for field in model._meta.concrete_fields:
+                if not _same_in_json(field):
+                    raise ImproperlyConfigured(
+                        f"{model.__name__}.{field.name} would not come back from JSON as the "
+                        "database driver gives it: read it in a query of its own."
+                    )
         sql, params, _, _ = self.compiled()
         order = ", ".join(
             f"t.{_quote(self.db, lookup)}{' DESC' if descending else ''}"
@@ -308,6 +315,23 @@ class PreparedNested(PreparedRead):
         # The select list's parameters come first in the text, then the FROM's.
         sql = f"SELECT p.*, {', '.join(columns)} FROM ({top_sql}) p"
         return self._with_slots(sql, [*params, *top_params], converters)
+
+
+# Columns whose JSON value is what psycopg gives: numbers, text, booleans, and numerics with
+# a fraction (JSON would give 10 for a numeric(x, 0) 10, an int where psycopg gives Decimal).
+_JSON_TYPES = {
+    "AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField",
+    "SmallIntegerField", "PositiveIntegerField", "PositiveBigIntegerField",
+    "PositiveSmallIntegerField", "CharField", "SlugField", "TextField", "BooleanField",
+}  # fmt: skip
+
+
+def _same_in_json(field: Any) -> bool:
+    if field.is_relation:
+        field = field.target_field
+    if field.get_internal_type() == "DecimalField":
+        return bool(field.decimal_places)
+    return field.get_internal_type() in _JSON_TYPES
 
 
 def _ordering(levels: Levels) -> list[tuple[str, bool]]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from djmoney.money import Money
 
 from catalog.models import Package, PackagePriceAmount
-from catalog.selectors import package_for_order, packages_for_order
+from catalog.selectors import PreparedRows, package_for_order, packages_for_order
 from tests.factories import (
     PackagePriceAmountFactory,
     PackagePriceFactory,
@@ -152,3 +153,10 @@ def test_a_package_with_no_quotas_prices_or_variants_reads_empty_lists():
     fresh = read(package)
     assert fresh is not None
     assert shape(fresh)[1:] == ([], [], [])
+
+
+def test_a_read_nested_as_json_refuses_a_column_json_would_change():
+    # A uuid (and created_at) would come back from JSON as a string, not as the driver gives it.
+    rows = PreparedRows(lambda pk: Package.objects.filter(pk=pk), [("", Package)], -1)
+    with pytest.raises(ImproperlyConfigured, match="Package.uuid"):
+        rows.json_sql()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
 from typing import Any, cast
 
 from django.core.exceptions import ImproperlyConfigured
@@ -42,30 +44,44 @@ def packages_for_order() -> PackageQuerySet:
 
 
 def package_for_order(*, catalog_slug: str, package_slug: str) -> Package | None:
-    """The active package at these slugs with what a quote and an order read, in three queries.
+    """The active package at these slugs with what a quote and an order read.
 
     The same objects `packages_for_order()` gives, read with fewer round trips
-    (it takes seven, and one more for the quotas): the package with its catalog,
-    LEFT JOINed to its quotas (what each service snapshots: a row per quota);
-    its pricing options LEFT JOINed to their amounts; its variants LEFT JOINed down
-    to their options' prices' amounts. The checkout reads one package per request,
-    so the rows a join repeats cost less than the queries it saves. Each query's
-    SQL is built once per process (`PreparedRead`).
+    (it takes seven, and one more for the quotas). On PostgreSQL one statement: the
+    package with its catalog, and as JSON columns its quotas with their quota (what
+    each service snapshots), its pricing options with their amounts, its variants
+    down to their options' prices' amounts (`PreparedNested`). Elsewhere three: the
+    package with its catalog LEFT JOINed to its quotas (a row per quota), its pricing
+    options LEFT JOINed to their amounts, its variants LEFT JOINed down to the amounts.
+    The checkout reads one package per request, so the rows a join repeats cost less
+    than the queries it saves. Each statement's SQL is built once per process
+    (`PreparedRead`).
     """
-    rows = _PACKAGE.read(catalog_slug, package_slug)
-    if not rows:
-        return None
-    package, catalog, _, _ = _split(rows[0], _PACKAGE_LEVELS, _PACKAGE.db)
+    if connections[_PACKAGE_AT_ONCE.db].vendor == "postgresql":
+        rows = _PACKAGE_AT_ONCE.read(catalog_slug, package_slug)
+        if not rows:
+            return None
+        [(*columns, quota_rows, price_rows, variant_rows)] = rows
+        package, catalog = _split(tuple(columns), _PACKAGE_LEVELS[:2], _PACKAGE_AT_ONCE.db)
+    else:
+        rows = _PACKAGE.read(catalog_slug, package_slug)
+        if not rows:
+            return None
+        package, catalog = _split(rows[0], _PACKAGE_LEVELS[:2], _PACKAGE.db)
+        width = _width(_PACKAGE_LEVELS[:2])
+        quota_rows = [row[width:] for row in rows]
+        price_rows = _PRICES.read(package.pk)
+        variant_rows = _VARIANTS.read(package.pk)
     Package.catalog.field.set_cached_value(package, catalog)
     quotas = []
-    for row in rows:
-        _, _, quota, of = _split(row, _PACKAGE_LEVELS, _PACKAGE.db)
+    for row in quota_rows:
+        quota, of = _split(row, _QUOTA_LEVELS, _PACKAGE.db)
         if quota is not None:  # None: the package has no quotas (the LEFT JOIN's empty side)
             PackageQuota.quota.field.set_cached_value(quota, of)
             quotas.append(quota)
     relation_cache_fill(package, "quotas", quotas)
-    relation_cache_fill(package, "prices", _PRICES.tree(package.pk))
-    relation_cache_fill(package, "variants", _VARIANTS.tree(package.pk))
+    relation_cache_fill(package, "prices", _PRICES.tree(price_rows))
+    relation_cache_fill(package, "variants", _VARIANTS.tree(variant_rows))
     return package
 
 
@@ -94,18 +110,24 @@ class PreparedRead:
         self.db = DEFAULT_DB_ALIAS
 
     def read(self, *args: Any) -> list[tuple[Any, ...]]:
-        connection = connections[self.db]
-        key = (self.db, connection.vendor)
-        compiled = self._compiled.get(key) or self._compiled.setdefault(key, self._compile())
-        sql, stand_in_params, slots, converters = compiled
+        sql, stand_in_params, slots, converters = self.compiled()
         params = list(stand_in_params)
         for position, argument in slots:
             params[position] = args[argument]
-        with connection.cursor() as cursor:
+        with connections[self.db].cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
+        return self.converted(rows, converters)
+
+    def compiled(self) -> _Compiled:
+        """The SQL for this database, built on its first read."""
+        key = (self.db, connections[self.db].vendor)
+        return self._compiled.get(key) or self._compiled.setdefault(key, self._compile())
+
+    def converted(self, rows: list[Any], converters: list[Any]) -> list[tuple[Any, ...]]:
         if not converters:
             return rows
+        connection = connections[self.db]
         converted = []
         for row in rows:
             values = list(row)
@@ -166,8 +188,45 @@ class PreparedUpdate(PreparedRead):
         return self._with_slots(f"{sql} RETURNING {columns}", params, [])
 
 
-class PreparedTree(PreparedRead):
-    """A PreparedRead of one parent's children LEFT JOINed down to their own children.
+class PreparedRows(PreparedRead):
+    """A PreparedRead of every concrete field of each level (values() prefix, model), as
+    `_values` gives them, sorted by each level's own ordering.
+
+    `json_sql` is the same read as one JSON column of another statement (`PreparedNested`).
+    """
+
+    def __init__(
+        self, build: Callable[..., QuerySet[Any]], levels: Levels, *stand_ins: int | str
+    ) -> None:
+        super().__init__(lambda *args: _values(build(*args), levels, ordered=True), *stand_ins)
+        self.levels = levels
+
+    def json_sql(self) -> tuple[str, tuple[Any, ...]]:
+        """A scalar subquery giving this read's rows as a JSON array of objects, one key per
+        column (its values() lookup), in the read's order; and its parameters."""
+        for _, model in self.levels:
+            for field in model._meta.concrete_fields:
+                if not _same_in_json(field):
+                    raise ImproperlyConfigured(
+                        f"{model.__name__}.{field.name} would not come back from JSON as the "
+                        "database driver gives it: read it in a query of its own."
+                    )
+        sql, params, _, _ = self.compiled()
+        order = ", ".join(
+            f"t.{_quote(self.db, lookup)}{' DESC' if descending else ''}"
+            for lookup, descending in _ordering(self.levels)
+        )
+        return f"(SELECT COALESCE(json_agg(t ORDER BY {order}), '[]')::text FROM ({sql}) t)", params
+
+    def rows_from_json(self, text: str) -> list[tuple[Any, ...]]:
+        """The rows `read` would give, from the column `json_sql` built."""
+        # Numbers with a fraction (the amounts, numeric(x, 2)) as the driver gives them.
+        objects = json.loads(text, parse_float=Decimal)
+        return self.converted([tuple(row.values()) for row in objects], self.compiled()[3])
+
+
+class PreparedTree(PreparedRows):
+    """PreparedRows of one parent's children LEFT JOINed down to their own children.
 
     `levels` are (values() prefix, model) from the top down, each the children of
     the one above through `relations[i]`; rows are sorted by each level's own
@@ -175,14 +234,18 @@ class PreparedTree(PreparedRead):
     """
 
     def __init__(
-        self, build: Callable[[int], QuerySet[Any]], levels: Levels, relations: list[str]
+        self,
+        build: Callable[..., QuerySet[Any]],
+        levels: Levels,
+        relations: list[str],
+        *stand_ins: int | str,
     ) -> None:
-        super().__init__(lambda pk: _values(build(pk), levels, ordered=True), STAND_IN_PK)
-        self.levels = levels
+        super().__init__(build, levels, *stand_ins)
         self.relations = relations
 
-    def tree(self, parent_pk: int) -> list[Any]:
-        """Instances of the first level, each with its children's prefetch caches filled."""
+    def tree(self, rows: list[tuple[Any, ...]]) -> list[Any]:
+        """Instances of the first level of `rows` (this read's), each with its children's
+        prefetch caches filled."""
         levels = self.levels
         names = [_attnames(model) for _, model in levels]
         pk_at = [
@@ -191,7 +254,7 @@ class PreparedTree(PreparedRead):
         seen: list[dict[Any, Model]] = [{} for _ in levels]
         children: dict[tuple[int, Any], list[Model]] = {}
         top: list[Any] = []
-        for row in self.read(parent_pk):
+        for row in rows:
             start, parent = 0, None
             for depth, (_, model) in enumerate(levels):
                 values = row[start : start + len(names[depth])]
@@ -215,6 +278,79 @@ class PreparedTree(PreparedRead):
         return top
 
 
+class PreparedNested(PreparedRead):
+    """A PreparedRead whose rows end with other reads' rows, one JSON column each: one
+    statement and round trip instead of one per read (PostgreSQL's json_agg).
+
+    The nested reads take the same arguments as `top`; each of the rows read ends
+    with the list of each nested read's rows, converted as its own `read` gives them.
+    """
+
+    def __init__(self, top: PreparedRead, nested: list[PreparedRows]) -> None:
+        super().__init__(top._build, *top._stand_ins)
+        self._top = top
+        self._nested = nested
+
+    def read(self, *args: Any) -> list[tuple[Any, ...]]:
+        count = len(self._nested)
+        return [
+            (
+                *row[:-count],
+                *(
+                    nested.rows_from_json(text)
+                    for nested, text in zip(self._nested, row[-count:], strict=True)
+                ),
+            )
+            for row in super().read(*args)
+        ]
+
+    def _compile(self) -> _Compiled:
+        top_sql, top_params, _, converters = self._top.compiled()
+        columns: list[str] = []
+        params: list[Any] = []
+        for nested in self._nested:
+            sql, nested_params = nested.json_sql()
+            columns.append(sql)
+            params.extend(nested_params)
+        # The select list's parameters come first in the text, then the FROM's.
+        sql = f"SELECT p.*, {', '.join(columns)} FROM ({top_sql}) p"
+        return self._with_slots(sql, [*params, *top_params], converters)
+
+
+# Columns whose JSON value is what psycopg gives: numbers, text, booleans, and numerics with
+# a fraction (JSON would give 10 for a numeric(x, 0) 10, an int where psycopg gives Decimal).
+_JSON_TYPES = {
+    "AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField",
+    "SmallIntegerField", "PositiveIntegerField", "PositiveBigIntegerField",
+    "PositiveSmallIntegerField", "CharField", "SlugField", "TextField", "BooleanField",
+}  # fmt: skip
+
+
+def _same_in_json(field: Any) -> bool:
+    if field.is_relation:
+        field = field.target_field
+    if field.get_internal_type() == "DecimalField":
+        return bool(field.decimal_places)
+    return field.get_internal_type() in _JSON_TYPES
+
+
+def _ordering(levels: Levels) -> list[tuple[str, bool]]:
+    """(values() lookup, descending) of each level's ordering, then its primary key."""
+    return [
+        (prefix + (model._meta.pk.name if key == "pk" else key.removeprefix("-")), key[0] == "-")
+        for prefix, model in levels
+        for key in [*(str(key) for key in model._meta.ordering or ()), "pk"]
+    ]
+
+
+def _quote(db: str, name: str) -> str:
+    return connections[db].ops.quote_name(name)
+
+
+def _width(levels: Levels) -> int:
+    return sum(len(model._meta.concrete_fields) for _, model in levels)
+
+
 def _attnames(model: type[Model]) -> list[str]:
     return [field.attname for field in model._meta.concrete_fields]
 
@@ -226,11 +362,7 @@ def _values(queryset: QuerySet[Any], levels: Levels, *, ordered: bool = False) -
     ]
     if ordered:
         queryset = queryset.order_by(
-            *(
-                "-" + prefix + key[1:] if key.startswith("-") else prefix + key
-                for prefix, model in levels
-                for key in [*(str(key) for key in model._meta.ordering or ()), "pk"]
-            )
+            *(("-" if descending else "") + lookup for lookup, descending in _ordering(levels))
         )
     return queryset.values_list(*lookups)
 
@@ -250,36 +382,71 @@ def _split(row: tuple[Any, ...], levels: Levels, db: str) -> list[Any]:
 # Stand-ins no row has: see PreparedRead. Within a 32-bit integer's range, which
 # Django checks a lookup's value against (outside it, the lookup matches nothing).
 STAND_IN_PK = -1_987_654_321
+_QUOTA_LEVELS: Levels = [("", PackageQuota), ("quota__", Quota)]
 _PACKAGE_LEVELS: Levels = [
     ("", Package),
     ("catalog__", Catalog),
-    ("quotas__", PackageQuota),
-    ("quotas__quota__", Quota),
+    *((f"quotas__{prefix}", model) for prefix, model in _QUOTA_LEVELS),
 ]
+_SLUGS = ("\x1fstand-in catalog slug", "\x1fstand-in package slug")
+# The slugs name one package at most (unique per catalog; catalog slugs are unique).
 _PACKAGE = PreparedRead(
-    # The slugs name one package at most (unique per catalog; catalog slugs are unique).
     lambda catalog_slug, slug: _values(
         Package.objects.active().filter(catalog__slug=catalog_slug, slug=slug),
         _PACKAGE_LEVELS,
         ordered=True,
     ),
-    "\x1fstand-in catalog slug",
-    "\x1fstand-in package slug",
+    *_SLUGS,
 )
+_PRICE_LEVELS: Levels = [("", PackagePrice), ("amounts__", PackagePriceAmount)]
 _PRICES = PreparedTree(
-    lambda pk: PackagePrice.objects.filter(package_id=pk),
-    [("", PackagePrice), ("amounts__", PackagePriceAmount)],
-    ["amounts"],
+    lambda pk: PackagePrice.objects.filter(package_id=pk), _PRICE_LEVELS, ["amounts"], STAND_IN_PK
 )
+_VARIANT_LEVELS: Levels = [
+    ("", Variant),
+    ("options__", VariantOption),
+    ("options__prices__", VariantPrice),
+    ("options__prices__amounts__", VariantPriceAmount),
+]
 _VARIANTS = PreparedTree(
     lambda pk: Variant.objects.filter(packages__id=pk),
-    [
-        ("", Variant),
-        ("options__", VariantOption),
-        ("options__prices__", VariantPrice),
-        ("options__prices__amounts__", VariantPriceAmount),
-    ],
+    _VARIANT_LEVELS,
     ["options", "prices", "amounts"],
+    STAND_IN_PK,
+)
+# The same reads in one statement (PostgreSQL): the package with its catalog, then its
+# quotas, prices and variants as JSON columns, each found by the same slugs.
+_PACKAGE_AT_ONCE = PreparedNested(
+    PreparedRead(
+        lambda catalog_slug, slug: _values(
+            Package.objects.active().filter(catalog__slug=catalog_slug, slug=slug),
+            _PACKAGE_LEVELS[:2],
+        ),
+        *_SLUGS,
+    ),
+    [
+        PreparedRows(
+            lambda catalog_slug, slug: PackageQuota.objects.filter(
+                package__catalog__slug=catalog_slug, package__slug=slug
+            ),
+            _QUOTA_LEVELS,
+            *_SLUGS,
+        ),
+        PreparedRows(
+            lambda catalog_slug, slug: PackagePrice.objects.filter(
+                package__catalog__slug=catalog_slug, package__slug=slug
+            ),
+            _PRICE_LEVELS,
+            *_SLUGS,
+        ),
+        PreparedRows(
+            lambda catalog_slug, slug: Variant.objects.filter(
+                packages__catalog__slug=catalog_slug, packages__slug=slug
+            ),
+            _VARIANT_LEVELS,
+            *_SLUGS,
+        ),
+    ],
 )
 
 

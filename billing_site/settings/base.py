@@ -104,6 +104,8 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_b
     # statement on its second use per connection; that needs server-side binding
     # (a client-side-binding cursor never prepares). PgBouncer in transaction mode
     # cannot keep a connection's prepared statements: DATABASE_PREPARED_STATEMENTS=false.
+    # Its cursors parse a long statement once per process (billing_site/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "billing_site.postgresql"
     DATABASES["default"]["OPTIONS"] = {
         "server_side_binding": True,
         "prepare_threshold": 1,
@@ -169,6 +171,8 @@ AUTHENTICATION_BACKENDS = [
     "subscriptions.backends.EmailBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+# Django's database sessions, their read written as SQL once (billing_site/sessions.py).
+SESSION_ENGINE = "billing_site.sessions"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "subscriptions:account"
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -104,8 +104,6 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_b
     # statement on its second use per connection; that needs server-side binding
     # (a client-side-binding cursor never prepares). PgBouncer in transaction mode
     # cannot keep a connection's prepared statements: DATABASE_PREPARED_STATEMENTS=false.
-    # Its cursors parse a long statement once per process (billing_site/postgresql/base.py).
-    DATABASES["default"]["ENGINE"] = "billing_site.postgresql"
     DATABASES["default"]["OPTIONS"] = {
         "server_side_binding": True,
         "prepare_threshold": 1,

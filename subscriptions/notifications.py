@@ -274,7 +274,9 @@ def notify_invoice(
 
 def _names(services: Iterable[Service | None]) -> str:
     """“Video Pro” or “Video Pro, Web Basic”: what a renewal invoice bills."""
-    return ", ".join(dict.fromkeys(service.package_name for service in services if service))
+    names = [service.package_name for service in services if service]
+    # Most invoices bill one service: a billing run names thousands.
+    return names[0] if len(names) == 1 else ", ".join(dict.fromkeys(names))
 
 
 def notify_invoices_issued(issued: list[tuple[Invoice, list[Service]]]) -> dict[int, list[str]]:

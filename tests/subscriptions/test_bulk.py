@@ -14,6 +14,7 @@ from django_tasks_db.models import DBTaskResult
 from subscriptions.billing import RUN_FIELDS
 from subscriptions.bulk import (
     OneOf,
+    datetimes_loaded_by_psycopg,
     instances_built,
     instances_insert,
     instances_insert_returning,
@@ -122,6 +123,40 @@ def test_services_filtered_by_a_list_of_ids_are_those_listed_and_none_for_an_emp
     assert not Service.objects.filter(OneOf(F("pk"), [])).exists()
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_services_filtered_by_a_list_of_ids_on_postgresql_are_those_listed():
+    test_services_filtered_by_a_list_of_ids_are_those_listed_and_none_for_an_empty_list()
+
+
+def read_with_psycopgs_datetimes_as_the_orm_reads() -> None:
+    service = active_service(customers(1)[0])
+    through_orm = Service.objects.only(*RUN_FIELDS).get(pk=service.pk)
+
+    with datetimes_loaded_by_psycopg():
+        [read] = instances_read(Service.objects.filter(pk=service.pk), RUN_FIELDS)
+        after = Service.objects.values_list("current_period_end", flat=True).get(pk=service.pk)
+
+    for name in RUN_FIELDS:
+        value = getattr(read, name)
+        assert value == getattr(through_orm, name), name
+        if hasattr(value, "tzinfo"):
+            assert value.tzinfo == getattr(through_orm, name).tzinfo, name
+    assert after == service.current_period_end
+    # The block's end leaves the connection's own loader as it was.
+    assert Service.objects.only(*RUN_FIELDS).get(pk=service.pk).activated_at == service.activated_at
+
+
+def test_datetimes_read_in_the_block_are_those_the_orm_reads():
+    read_with_psycopgs_datetimes_as_the_orm_reads()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_datetimes_psycopg_reads_on_postgresql_are_those_the_orm_reads():
+    read_with_psycopgs_datetimes_as_the_orm_reads()
+
+
 def write_instances_and_read_back(customer) -> None:
     service = active_service(customer)
     before = timezone.now()
@@ -192,6 +227,33 @@ def change_instances_and_read_back(customer) -> None:
         (untouched, Service.Status.ACTIVE, None),
     ]
     assert rows[services[2].pk].price_name != "Not written"
+
+
+def write_awkward_texts_and_dates_and_read_back(customer) -> None:
+    # What an array's text would have to quote: each value is written as it is.
+    names = ['A "quoted", {braced} \\ name', "NULL", "", "Comma, and space "]
+    services = [active_service(customer, variant_code=f"zone{n}") for n in range(len(names))]
+    elsewhere = timezone.get_fixed_timezone(330)
+    dates = [timezone.now().astimezone(elsewhere) + timedelta(days=n) for n in range(len(names))]
+    for service, name, date in zip(services, names, dates, strict=True):
+        service.price_name, service.grace_ends_at = name, date
+
+    instances_written(services, ("price_name", "grace_ends_at"))
+
+    rows = Service.objects.in_bulk([service.pk for service in services])
+    assert [(rows[s.pk].price_name, rows[s.pk].grace_ends_at) for s in services] == list(
+        zip(names, dates, strict=True)
+    )
+
+
+def test_instances_written_keep_texts_and_dates_as_they_are():
+    write_awkward_texts_and_dates_and_read_back(customers(1)[0])
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_instances_written_to_postgresql_keep_texts_and_dates_as_they_are():
+    write_awkward_texts_and_dates_and_read_back(customers(1)[0])
 
 
 def test_instances_changed_are_written_each_with_its_own_values():

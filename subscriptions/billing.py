@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -410,12 +411,17 @@ def _grace_announce(services: list[Service], overdue: dict[int, Invoice]) -> Non
         )
         for service in services
     )
+    # The same data is one object, written once (bulk.rows_insert).
+    data: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
     service_events_bulk(
         (
             s.pk,
             Kind.STATUS_CHANGED,
             f"→ Grace period until {s.grace_ends_at:%Y-%m-%d}: invoice unpaid{emailed(events)}",
-            {"to": s.status, "events": events} if events else {"to": s.status},
+            data.setdefault(
+                (s.status, tuple(events)),
+                {"to": s.status, "events": events} if events else {"to": s.status},
+            ),
         )
         for s, events in zip(services, queued, strict=True)
     )

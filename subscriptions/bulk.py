@@ -23,7 +23,9 @@ from django.db.backends.utils import CursorDebugWrapper
 from django.db.models import Lookup
 from django.db.models.base import ModelState
 from django.utils import timezone
+from djmoney.models.fields import MoneyField
 from djmoney.money import Money
+from djmoney.utils import get_currency_field_name
 
 M = TypeVar("M", bound=models.Model)
 
@@ -125,12 +127,19 @@ def rows_insert(
         tail = tuple(defaults.values())
 
         def copy_rows(sql, params, many, context):
+            # A value the rows share (one object: a batch's events mostly say the same) is
+            # encoded once; the rows keep every value alive, so no id is reused meanwhile.
+            encoded: list[dict[int, str]] = [{} for _ in json_at]
             with cursor.cursor.copy(sql) as copy:  # psycopg's cursor: COPY is no DB-API call
                 for number, row in enumerate(rows):
                     values = list(row)
-                    for index, encode in json_at:
-                        if values[index] is not None:
-                            values[index] = encode(values[index])
+                    for (index, encode), done in zip(json_at, encoded, strict=True):
+                        value = values[index]
+                        if value is not None:
+                            text = done.get(id(value))
+                            if text is None:
+                                text = done[id(value)] = encode(value)
+                            values[index] = text
                     copy.write_row((*([ids[number]] if with_ids else []), *values, *tail))
 
         # Through the connection's execute wrappers, as Django runs a query, so
@@ -450,11 +459,31 @@ def instances_read(queryset: models.QuerySet[M], fields: Sequence[str]) -> list[
     by_name.update({field.attname: field.attname for field in meta.concrete_fields})
     by_name["pk"] = by_name[meta.pk.name]
     attnames = [by_name[name] for name in fields]
+    # Money columns read with their currency: each amount is the Money its field's
+    # descriptor would make on first access, one per distinct value (a Money is never
+    # changed in place), where the descriptor would make one per instance.
+    monies = [
+        (field.attname, currency, field.decimal_places)
+        for field in meta.concrete_fields
+        if isinstance(field, MoneyField)
+        and field.attname in attnames
+        and (currency := get_currency_field_name(field.name, field)) in attnames
+    ]
+    made: dict[tuple[str, str, str], Money] = {}
     db = queryset.db
     instances = []
     for row in queryset.values_list(*fields):
         instance = model.__new__(model)
-        instance.__dict__.update(zip(attnames, row, strict=True))
+        values = instance.__dict__
+        values.update(zip(attnames, row, strict=True))
+        for name, currency, places in monies:
+            amount = values[name]
+            if amount is not None and values[currency] is not None:
+                key = (name, str(amount), values[currency])
+                money = made.get(key)
+                if money is None:
+                    money = made[key] = Money(amount, values[currency], decimal_places=places)
+                values[name] = money
         state = ModelState()
         state.adding = False
         state.db = db

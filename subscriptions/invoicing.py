@@ -234,17 +234,22 @@ def renewal_invoices_issue(specs: list[LineSpec]) -> list[tuple[Invoice, list[Se
     texts = BatchTexts()
     # An event per line, saying whether the customer was emailed the invoice: one row
     # where an "email queued" event after it would be a second.
+    # An invoice's events share their data: one object, written once (bulk.rows_insert).
+    data = [
+        {"invoice": invoice.pk, "events": emails[invoice.pk]}
+        if invoice.pk in emails
+        else {"invoice": invoice.pk}
+        for invoice in invoices
+    ]
     service_events_bulk(
         (
             spec.service.pk,
             Kind.INVOICE_ISSUED,
             f"Invoice {invoice.number} issued: {spec.description}, {texts.money(spec.amount)}, due "
             f"{texts.date(spec.due_at)}{emailed(emails.get(invoice.pk, []))}",
-            {"invoice": invoice.pk, "events": emails[invoice.pk]}
-            if invoice.pk in emails
-            else {"invoice": invoice.pk},
+            invoice_data,
         )
-        for invoice, group in zip(invoices, groups.values(), strict=True)
+        for invoice, group, invoice_data in zip(invoices, groups.values(), data, strict=True)
         for spec in group
     )
     # The payments app applies account credit and charges saved cards, for the whole batch.

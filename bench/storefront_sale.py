@@ -6,8 +6,10 @@
 Loads a catalog of 200 stock-tracked packages into PostgreSQL (DATABASE_URL
 when it points at PostgreSQL, else a private server started on --port, as
 bench/checkout.py does), serves it with gunicorn (2 sync workers, production
-settings) and reads the catalog page and a package page over fresh
-connections from --readers client processes. First idle, then while --buyers
+settings) and reads the catalog page and a package page: with wrk when it is installed
+(`apt-get install wrk`; 2 threads, 10 connections, its defaults, as the issue measured),
+otherwise over fresh connections from --readers Python client processes, which cost
+the machine more CPU per request than the page does. First idle, then while --buyers
 checkout clients (bench/checkout.py's kind: logged-in customers POSTing the
 checkout form through Django in their own processes) buy that catalog's
 packages at full speed, or at --rate orders/s in all. On a 2-core machine the
@@ -161,8 +163,24 @@ def read_for(job: tuple[int, str, float]) -> tuple[list[float], int]:
     return latencies, failures
 
 
+WRK = shutil.which("wrk")
+WRK_RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
+WRK_P99 = re.compile(r"99%\s+([\d.]+)(us|ms|s)\b")
+WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
 def measure(pool, readers: int, port: int, path: str, seconds: float) -> tuple[float, float]:
-    """(requests/s, p99 in ms) of `readers` clients reading `path` for `seconds`."""
+    """(requests/s, p99 in ms) of `path` read for `seconds`: by wrk, or `readers` clients."""
+    if WRK:
+        report = subprocess.run(
+            [WRK, "-t", "2", "-c", "10", "-d", f"{seconds:.0f}s", "--latency",
+             f"http://{HOST}:{port}{path}"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        rate, p99 = WRK_RATE.search(report), WRK_P99.search(report)
+        if rate is None or p99 is None or "Non-2xx" in report:
+            raise SystemExit(f"wrk reading {path} did not get 200s:\n{report}")
+        return float(rate.group(1)), float(p99.group(1)) * WRK_UNITS[p99.group(2)]
     results = pool.map(read_for, [(port, path, seconds)] * readers)
     latencies = sorted(latency for mine, _ in results for latency in mine)
     failures = sum(failed for _, failed in results)
@@ -291,9 +309,13 @@ def run(args) -> None:
             for _ in range(20):  # every worker builds its cached copy
                 fetch(port, path)
         pool = multiprocessing.Pool(args.readers)
+        readers = (
+            "wrk (2 threads, 10 connections)"
+            if WRK
+            else f"{args.readers} reader processes (a new connection per request)"
+        )
         print(
-            f"PostgreSQL, gunicorn 2 sync workers, {args.readers} reader processes "
-            f"(a new connection per request), {args.seconds:.0f} s per measurement"
+            f"PostgreSQL, gunicorn 2 sync workers, {readers}, {args.seconds:.0f} s per measurement"
         )
         idle = {
             label: measure(pool, args.readers, port, path, args.seconds)

@@ -417,7 +417,7 @@ def _grace_announce(services: list[Service], overdue: dict[int, Invoice]) -> Non
         (
             s.pk,
             Kind.STATUS_CHANGED,
-            f"→ Grace period until {s.grace_ends_at:%Y-%m-%d}: invoice unpaid{emailed(events)}",
+            f"→ Grace period until {texts.date(s.grace_ends_at)}: invoice unpaid{emailed(events)}",
             data.setdefault(
                 (s.status, tuple(events)),
                 {"to": s.status, "events": events} if events else {"to": s.status},

@@ -34,6 +34,7 @@ from .notifications import (
     emailed,
     notices_queue,
     notify_many,
+    overdue_notice,
     service_notice,
 )
 from .periods import add_interval, anchored_period_end
@@ -402,28 +403,35 @@ def _grace_ends(service: Service, overdue: Invoice) -> datetime:
 
 
 def _grace_announce(services: list[Service], overdue: dict[int, Invoice]) -> None:
-    """Services that just entered grace: the customers told in one task, and a timeline
-    event each that says so (one row where the email would be a second)."""
+    """Services that just entered grace: the customers told in one task, an email per
+    overdue invoice naming its services, and a timeline event per service that says so
+    (one row where the email would be a second)."""
     texts = BatchTexts()
+    by_invoice: dict[int, list[Service]] = defaultdict(list)
+    for service in services:
+        by_invoice[overdue[service.pk].pk].append(service)
     queued = notices_queue(
-        service_notice(
-            NotificationEvent.PAYMENT_OVERDUE, service, invoice=overdue[service.pk], texts=texts
-        )
-        for service in services
+        overdue_notice(overdue[group[0].pk], group, texts) for group in by_invoice.values()
     )
+    told = {
+        service.pk: events
+        for group, events in zip(by_invoice.values(), queued, strict=True)
+        for service in group
+    }
     # The same data is one object, written once (bulk.rows_insert).
     data: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
     service_events_bulk(
         (
             s.pk,
             Kind.STATUS_CHANGED,
-            f"→ Grace period until {texts.date(s.grace_ends_at)}: invoice unpaid{emailed(events)}",
+            f"→ Grace period until {texts.date(s.grace_ends_at)}: invoice unpaid"
+            f"{emailed(told[s.pk])}",
             data.setdefault(
-                (s.status, tuple(events)),
-                {"to": s.status, "events": events} if events else {"to": s.status},
+                (s.status, tuple(told[s.pk])),
+                {"to": s.status, "events": told[s.pk]} if told[s.pk] else {"to": s.status},
             ),
         )
-        for s, events in zip(services, queued, strict=True)
+        for s in services
     )
 
 

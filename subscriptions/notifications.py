@@ -6,8 +6,9 @@ rolled back sends nothing, and a change committed never loses its email.
 The task renders `templates/subscriptions/email/<event>.txt`, whose first
 line is the subject.
 
-The context is made of ready-formatted strings when the event happens, so the
-email tells what was true then and the task's arguments are plain JSON.
+The context is made of ready-formatted strings when the event happens (a list of
+them for an email naming several services), so the email tells what was true then
+and the task's arguments are plain JSON.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class Notice:
     events: list[str]
     package: Package
     customer_id: int
-    context: dict[str, str]
+    context: dict[str, Any]
     # The services the email is about, whose timelines record it.
     service_ids: tuple[int, ...] = ()
 
@@ -114,7 +115,7 @@ def notices_queue(notices: Iterable[Notice]) -> list[list[str]]:
     return queued
 
 
-def _shared(contexts: Iterable[dict[str, str]]) -> dict[str, str]:
+def _shared(contexts: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """The items every one of `contexts` has."""
     contexts = iter(contexts)
     shared = dict(next(contexts))
@@ -133,7 +134,7 @@ def emailed(events: list[str]) -> str:
 
 @task()
 def batch_send_notifications(
-    *, notices: list[dict[str, Any]], shared: dict[str, str] | None = None
+    *, notices: list[dict[str, Any]], shared: dict[str, Any] | None = None
 ) -> int:
     """Each notice's emails; `shared` holds the context items all the notices have in common."""
     return sum(
@@ -299,6 +300,31 @@ def notify_invoices_issued(issued: list[tuple[Invoice, list[Service]]]) -> dict[
         for invoice, services in told
     )
     return {invoice.pk: events for (invoice, _), events in zip(told, queued, strict=True) if events}
+
+
+def overdue_notice(invoice: Invoice, services: list[Service], texts: BatchTexts) -> Notice:
+    """One "payment overdue" email for an unpaid invoice, naming each of its services that
+    just entered grace and until when it stays usable: a customer with five services on
+    the invoice gets one email, not five."""
+    return Notice(
+        events=[Event.PAYMENT_OVERDUE],
+        package=_most_talkative(services, Event.PAYMENT_OVERDUE),
+        customer_id=invoice.customer_id,
+        context={
+            "package_name": _names(services),
+            # Each service with its own grace (sold with it), in the order they were billed.
+            "services": [
+                {
+                    "name": service.package_name,
+                    "number": str(service.pk),
+                    "grace_ends": texts.date(service.grace_ends_at),
+                }
+                for service in services
+            ],
+            **_invoice_context(invoice, texts),
+        },
+        service_ids=tuple(service.pk for service in services),
+    )
 
 
 def _most_talkative(services: list[Service], event: str) -> Package:

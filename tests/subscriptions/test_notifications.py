@@ -18,6 +18,7 @@ from tests.factories import (
     active_service,
     customers,
     paid_service,
+    paid_services,
     place,
     shop_package,
     target_of,
@@ -141,6 +142,46 @@ def test_a_run_tells_each_customer_of_a_batch_their_own_invoice_and_dates(mailou
             f"Payment overdue: invoice {renewal.number} for Video Pro",
         ]
         assert f"due {renewal.due_at:%Y-%m-%d}" in text(theirs[1].body)
+
+
+def test_one_overdue_email_per_invoice_names_each_service_and_its_grace_end(customer, mailoutbox):
+    services = paid_services(
+        customer, quantity=2, allow_quantity="multiple", name="Video Pro",
+        grace_period=3, grace_interval="day",
+    )  # fmt: skip
+    run_all_jobs()
+    send_queued_notifications()
+    mailoutbox.clear()
+
+    services_run_billing(now=max(Service.objects.values_list("current_period_end", flat=True)))
+    send_queued_notifications()
+
+    renewal = Invoice.objects.get(kind=Invoice.Kind.RENEWAL)
+    assert subjects(mailoutbox) == [
+        f"Invoice {renewal.number}: 24.00 USD due {renewal.due_at:%Y-%m-%d}",
+        f"Payment overdue: invoice {renewal.number} for Video Pro",
+    ]
+    grace_ends = f"{renewal.due_at + timedelta(days=3):%Y-%m-%d}"
+    body = text(mailoutbox[1].body)
+    for service in services:
+        assert (
+            f"Your service Video Pro (#{service.pk}) stays usable until {grace_ends}; "
+            "it is suspended then unless the invoice is paid." in body
+        )
+        # Each service's timeline says the customer was told.
+        event = service.events.get(message__startswith="→ Grace period")
+        assert event.message.endswith("; emailed to the customer (payment_overdue)")
+
+
+def test_an_overdue_email_queued_with_one_service_context_still_says_until_when():
+    subject, body = render_email(
+        NotificationEvent.PAYMENT_OVERDUE,
+        {"invoice_number": "INV-2026-000001", "invoice_total": "12.00 USD",
+         "invoice_due": "2026-03-01", "package_name": "Video Pro", "grace_ends": "2026-03-04"},
+    )  # fmt: skip
+
+    assert subject == "Payment overdue: invoice INV-2026-000001 for Video Pro"
+    assert "Your service Video Pro stays usable until 2026-03-04;" in body
 
 
 def test_paying_a_suspended_service_sends_payment_received_then_unsuspended(customer, mailoutbox):

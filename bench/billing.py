@@ -2,6 +2,11 @@
 
     .venv/bin/python bench/billing.py [--counts 10000,30000,100000] [--port 55498]
 
+"CPU here" is the first run's CPU in the bench's own process (Python and psycopg), "in
+PostgreSQL" that of its server process (read from /proc), which together are steadier than
+the wall time on a shared machine. BENCH_STATEMENTS=1 prints the first run's statements by
+their time in the server (pg_stat_statements, on the bench's own server only).
+
 BENCH_SLOW=1 prints each query slower than 0.3 s; BENCH_PROFILE=1 prints the
 first run's profile (cProfile, by cumulative time); BENCH_PROFILE=path.prof
 also saves it there, for `python -m pstats path.prof`.
@@ -162,11 +167,18 @@ def one(count: int, now: datetime) -> None:
     import django
 
     django.setup()
+    from checkout import backend_cpu_reader
     from django.db import connection
 
     from subscriptions.billing import services_run_billing
     from subscriptions.models import Invoice, InvoiceLine
 
+    backend_cpu = backend_cpu_reader(connection)
+    statements = os.environ.get("BENCH_STATEMENTS")
+    if statements:
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            cursor.execute("SELECT pg_stat_statements_reset()")
     gc.collect()
     # The peak of the runs alone, from Django's imports on: Linux resets the high-water mark.
     Path("/proc/self/clear_refs").write_text("5")
@@ -174,7 +186,11 @@ def one(count: int, now: datetime) -> None:
     timings = []
     for _ in range(2):
         counter = QueryCounter()
-        started, cpu_started = time.perf_counter(), time.process_time()
+        started, cpu_started, server_started = (
+            time.perf_counter(),
+            time.process_time(),
+            backend_cpu(),
+        )
         with connection.execute_wrapper(counter):
             if os.environ.get("BENCH_PROFILE") and not timings:
                 # BENCH_PROFILE=1 prints where the first run spends its time.
@@ -186,16 +202,24 @@ def one(count: int, now: datetime) -> None:
             else:
                 run = services_run_billing(now=now)
         timings.append(
-            (time.perf_counter() - started, counter.count, run, time.process_time() - cpu_started)
+            (
+                time.perf_counter() - started,
+                counter.count,
+                run,
+                time.process_time() - cpu_started,
+                backend_cpu() - server_started,
+            )
         )
+        if statements and len(timings) == 1:
+            print_statements(connection)
     peak = peak_rss_kb()
     assert InvoiceLine.objects.filter(service__isnull=False).count() == count
     invoices = Invoice.objects.filter(kind="renewal").count()
-    (first, first_queries, first_run, first_cpu), (second, second_queries, _, _) = timings
+    (first, first_queries, first_run, first_cpu, first_server), second_timing = timings
+    second, second_queries = second_timing[:2]
     print(
-        # The CPU is this process's alone (Python and psycopg), not PostgreSQL's: on a
-        # shared machine it varies less than the wall time.
-        f"{count:>8} services  first run {first:6.2f} s (CPU here {first_cpu:5.2f} s)  "
+        f"{count:>8} services  first run {first:6.2f} s (CPU here {first_cpu:5.2f} s, "
+        f"in PostgreSQL {first_server:5.2f} s)  "
         f"{first_queries:5} queries "
         f"({first_queries / count:.4f}/service; {first_run.invoices} invoices, "
         f"{first_run.grace} in grace)  second run {second:5.2f} s  {second_queries} queries  "
@@ -203,6 +227,22 @@ def one(count: int, now: datetime) -> None:
         f"[{invoices} renewal invoices]",
         flush=True,
     )
+
+
+def print_statements(connection) -> None:
+    """The statements of the run just ended by their time in the server, with their calls
+    and rows (foreign-key checks show as their SELECT ... FOR KEY SHARE)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT total_exec_time, calls, rows, regexp_replace(query, '\\s+', ' ', 'g') "
+            "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database "
+            "WHERE datname = current_database()) ORDER BY total_exec_time DESC LIMIT 15"
+        )
+        for milliseconds, calls, rows, query in cursor.fetchall():
+            print(
+                f"  {milliseconds / 1000:6.2f} s {calls:7} calls {rows:8} rows  {query[:110]}",
+                file=sys.stderr,
+            )
 
 
 def main() -> None:
@@ -224,7 +264,12 @@ def main() -> None:
 
     server_url, stop = os.environ.get("DATABASE_URL", ""), None
     if not server_url.startswith("postgres"):
-        server_url, stop = start_private_postgres(args.port)
+        server_url, stop = start_private_postgres(
+            args.port,
+            "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_utility=on"
+            if os.environ.get("BENCH_STATEMENTS")
+            else "",
+        )
     try:
         env = {
             **os.environ,

@@ -52,7 +52,9 @@ DB_NAME = "bench_checkout"
 FORM = "application/x-www-form-urlencoded"
 
 
-def start_private_postgres(port: int) -> tuple[str, Callable[[], None]]:
+def start_private_postgres(port: int, options: str = "") -> tuple[str, Callable[[], None]]:
+    """A PostgreSQL server of its own in a temporary directory (`options`: more `-c` settings);
+    its URL and the function that stops it and removes the directory."""
     bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
     if not bins:
         sys.exit(
@@ -73,7 +75,7 @@ def start_private_postgres(port: int) -> tuple[str, Callable[[], None]]:
     run(f"{pg_bin}/initdb -D {directory}/data -U postgres --auth=trust -E UTF8")
     run(
         f"{pg_bin}/pg_ctl -D {directory}/data -l {directory}/log -w start -o "
-        f"'-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c max_connections=100'"
+        f"'-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c max_connections=100 {options}'"
     )
 
     def stop() -> None:

@@ -456,14 +456,29 @@ def ids_give(instances: Sequence[models.Model], ids: list[Any]) -> None:
 
 def _defaults(model: type[models.Model], columns: Sequence[str]) -> dict[str, Any]:
     """The value of each column the caller left out, once for all the rows."""
-    given = set(columns)
-    defaults: dict[str, Any] = {}
     now = timezone.now()
+    return {
+        column: now if value is _NOW else value() if callable(value) else value
+        for column, value in _defaults_plan(model, tuple(columns)).items()
+    }
+
+
+# A default filled with the time of the write (auto_now_add), in _defaults_plan.
+_NOW = object()
+
+
+@lru_cache(maxsize=64)
+def _defaults_plan(model: type[models.Model], columns: tuple[str, ...]) -> dict[str, Any]:
+    """What _defaults gives each column left out, worked out once per shape: _NOW, a
+    function giving a JSON default's text (a callable default is called for each write,
+    as Django calls it), or the value itself."""
+    given = set(columns)
+    plan: dict[str, Any] = {}
     for field in model._meta.concrete_fields:
         if field.primary_key or field.attname in given or field.name in given:
             continue
         if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            defaults[_column(field)] = now
+            plan[_column(field)] = _NOW
         elif (
             field.has_default()
             and callable(field.default)
@@ -472,11 +487,15 @@ def _defaults(model: type[models.Model], columns: Sequence[str]) -> dict[str, An
             # One value for every row would break a unique default (a uuid4): pass the column.
             raise ValueError(f"{model.__name__}.{field.name} needs a value per row")
         elif isinstance(field, models.JSONField):
-            default = field.get_default()
-            defaults[_column(field)] = None if default is None else json.dumps(default)
+            plan[_column(field)] = partial(_json_default_text, field)
         else:
-            defaults[_column(field)] = field.get_db_prep_save(field.get_default(), connection)
-    return defaults
+            plan[_column(field)] = field.get_db_prep_save(field.get_default(), connection)
+    return plan
+
+
+def _json_default_text(field: models.JSONField) -> str | None:
+    default = field.get_default()
+    return None if default is None else json.dumps(default)
 
 
 def _column(field: models.Field) -> str:

@@ -34,6 +34,7 @@ from .models import (
     VariantOption,
     VariantPriceAmount,
 )
+from .relations import related_objects
 
 
 class Reason:
@@ -244,7 +245,7 @@ def customer_variants(package: Package) -> list[Variant]:
     """The package's variants customers see and may choose (works with any prefetch)."""
     return [
         variant
-        for variant in package.variants.all()
+        for variant in related_objects(package, "variants")
         if variant.visibility != Variant.Visibility.HIDDEN
     ]
 
@@ -272,7 +273,7 @@ def offered_variants(
     for variant in customer_variants(package):
         choices = [
             choice
-            for option in variant.options.all()
+            for option in related_objects(variant, "options")
             if (choice := variant_choice(option, price.name, currency)) is not None
         ]
         if choices:

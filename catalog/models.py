@@ -19,6 +19,7 @@ from simple_history.models import HistoricalRecords
 from ulid import ULID
 
 from catalog.fields import MoneyField
+from catalog.relations import related_objects
 
 if TYPE_CHECKING:
     from django.db.models.fields.related_descriptors import RelatedManager
@@ -499,7 +500,7 @@ class PricedInCurrencies(Generic[_Amount]):
 
     def amount_in(self, currency: str) -> _Amount | None:
         # Reads the prefetched rows, so a page pays no query per price.
-        for amount in self.amounts.all():
+        for amount in related_objects(self, "amounts"):
             if amount.currency == currency:
                 return amount
         return None
@@ -788,7 +789,7 @@ class VariantOption(models.Model):
         return f"{self.variant}: {self.name}"
 
     def price_named(self, name: str) -> VariantPrice | None:
-        for price in self.prices.all():
+        for price in related_objects(self, "prices"):
             if price.name == name:
                 return price
         return None

@@ -25,6 +25,7 @@ from .models import (
     VariantPrice,
     VariantPriceAmount,
 )
+from .relations import relation_cache_fill
 
 
 def packages_for_order() -> PackageQuerySet:
@@ -448,57 +449,6 @@ _PACKAGE_AT_ONCE = PreparedNested(
         ),
     ],
 )
-
-
-def relation_cache_fill(instance: Model, relation: str, objects: Iterable[Model]) -> None:
-    """Fill `instance.<relation>.all()` as prefetch_related() would, without its query.
-
-    The queryset prefetch_related() stores is built when the relation is first
-    asked for (`_PrefetchCache`): a checkout reads a package's whole tree, a
-    hundred relations for a package with many variants, and uses a few of them,
-    while building each one's queryset (its related manager, its filter, and
-    django-money's wrapping of every queryset method) cost more than reading the rows.
-    """
-    cache = instance.__dict__.get("_prefetched_objects_cache")
-    if not isinstance(cache, _PrefetchCache):
-        cache = instance.__dict__["_prefetched_objects_cache"] = _PrefetchCache(instance, cache)
-    cache.fill(relation, list(objects))
-
-
-class _Pending(list):
-    """The objects of a relation whose queryset is not built yet."""
-
-
-class _PrefetchCache(dict):
-    """A model instance's `_prefetched_objects_cache` that builds each queryset on first use.
-
-    Django reads the cache by key (its related managers), with `in` and `get`
-    (prefetch_related_objects), and pops a key when the relation is written to;
-    each of those sees what prefetch_related() would have stored.
-    """
-
-    def __init__(self, instance: Model, existing: dict[str, Any] | None = None) -> None:
-        super().__init__(existing or {})
-        self._instance = instance
-
-    def fill(self, relation: str, objects: list[Model]) -> None:
-        super().__setitem__(relation, _Pending(objects))
-
-    def __getitem__(self, relation: str) -> Any:
-        value = super().__getitem__(relation)
-        if not isinstance(value, _Pending):
-            return value
-        # Absent from the cache for a moment, so that the manager builds the queryset it
-        # would query with; then it holds the objects, as Django's prefetch_one_level does.
-        super().__delitem__(relation)
-        queryset = getattr(self._instance, relation).get_queryset()
-        queryset._result_cache = list(value)
-        queryset._prefetch_done = True
-        super().__setitem__(relation, queryset)
-        return queryset
-
-    def get(self, relation: str, default: Any = None) -> Any:
-        return self[relation] if relation in self else default  # noqa: SIM401 (this is get)
 
 
 def _unmatched_pairs(*, variant: Variant, package: Package) -> Iterator[tuple[VariantOption, str]]:

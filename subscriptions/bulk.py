@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Iterable, Iterator, Sequence
+import re
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from decimal import Decimal
 from functools import lru_cache, partial
 from typing import Any, TypeVar
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, models, router
 from django.db.backends.utils import CursorDebugWrapper
 from django.db.models import Lookup
@@ -162,21 +166,25 @@ def rows_insert(
 
 def _rows_insert_sql(tables: _Held) -> None:
     """Each table's rows by an INSERT, all in one statement (PostgreSQL): the first
-    tables' INSERTs run in a writable CTE, the last one is the statement's own."""
+    tables' INSERTs run in a writable CTE, the last one is the statement's own. Each
+    table's rows are one JSON parameter (see _json_rows_source)."""
     if not tables:
         return
     inserts: list[str] = []
     params: list[Any] = []
     for model, columns, rows, defaults in tables:
-        sql, encoders = _rows_insert_plan(model, tuple(columns), tuple(defaults), len(rows))
+        sql, keys, encoders = _rows_insert_plan(model, tuple(columns), tuple(defaults))
         inserts.append(sql)
         tail = list(defaults.values())
+        documents = []
         for row in rows:
+            values = []
             for value, encoder in zip(row, encoders, strict=True):
                 if encoder is not _NOT_JSON and value is not None:
-                    value = json.dumps(value, cls=encoder)
-                params.append(value)
-            params.extend(tail)
+                    value = encoder(value)
+                values.append(value)
+            documents.append(dict(zip(keys, [*values, *tail], strict=True)))
+        params.append(_json_rows(documents))
     *first, last = inserts
     sql = last
     if first:
@@ -191,31 +199,97 @@ def _rows_insert_sql(tables: _Held) -> None:
 
 @lru_cache(maxsize=64)
 def _rows_insert_plan(
-    model: type[models.Model], columns: tuple[str, ...], defaults: tuple[str, ...], rows: int
-) -> tuple[str, list[Any]]:
-    """The INSERT of `rows` rows of `columns` (attnames) then `defaults` (column names)
-    into `model`'s table, built once per shape, and each given column's JSON encoder
-    (_NOT_JSON for others). JSON goes as text cast to jsonb, encoded as its field would
-    (None is SQL NULL), so client-side and server-side binding both take it; the
-    defaults come encoded (_defaults)."""
+    model: type[models.Model], columns: tuple[str, ...], defaults: tuple[str, ...]
+) -> tuple[str, list[str], list[Any]]:
+    """The INSERT of rows of `columns` (attnames) then `defaults` (column names) into
+    `model`'s table, from one JSON parameter (_json_rows_source), built once per shape;
+    each row's keys (column names) and each given column's JSON encoding (_NOT_JSON for
+    others). A JSON column's value is its text, encoded as its field would (None is SQL
+    NULL); the defaults come encoded (_defaults)."""
     quote = connection.ops.quote_name
     fields = {field.attname: field for field in model._meta.concrete_fields}
     by_column = {_column(field): field for field in model._meta.concrete_fields}
     given = [fields[column] for column in columns]
     encoders = [
-        field.encoder if isinstance(field, models.JSONField) else _NOT_JSON for field in given
+        _json_encoding(field.encoder) if isinstance(field, models.JSONField) else _NOT_JSON
+        for field in given
     ]
-    marks = [
-        "%s::jsonb" if isinstance(field, models.JSONField) else "%s"
-        for field in [*given, *(by_column[name] for name in defaults)]
-    ]
-    row = f"({', '.join(marks)})"
-    names = [*(_column(field) for field in given), *defaults]
-    sql = (
-        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(n) for n in names)}) "
-        f"VALUES {', '.join([row] * rows)}"
+    written = [*given, *(by_column[name] for name in defaults)]
+    source = _json_rows_source(written)
+    names = ", ".join(quote(_column(field)) for field in written)
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({names}) {source}"
+    return sql, [_column(field) for field in written], encoders
+
+
+# Field types whose values reach PostgreSQL through a JSON document as they do as
+# parameters: JSON's numbers, strings and booleans, and the text of decimals, dates and
+# uuids (_json_value), each read by its column type's input.
+_JSON_SOURCE_TYPES = {
+    "AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField",
+    "SmallIntegerField", "PositiveIntegerField", "PositiveBigIntegerField",
+    "PositiveSmallIntegerField", "CharField", "SlugField", "EmailField", "URLField",
+    "TextField", "BooleanField", "DecimalField", "DateTimeField", "DateField", "UUIDField",
+    "JSONField",
+}  # fmt: skip
+
+
+def _json_rows_source(fields: Sequence[models.Field], raw: dict[str, str] | None = None) -> str:
+    """A SELECT giving a value for each of `fields` (a table's columns, in order) per
+    object of a JSON array, the statement's one parameter (PostgreSQL's json_to_recordset):
+    the objects' keys are the column names, in the order of the array.
+
+    One parameter for all the rows of a table, where a VALUES list has one per value:
+    psycopg parses a statement's placeholders and adapts each value in Python, which cost
+    more client CPU than the rest of the statement (a checkout's order and services: 70
+    values; its lines, events and task row: about 100). Each value is read by its column
+    type's input as a parameter of that type would be, then assigned to the column as
+    a parameter is (lengths checked, decimals rounded to their places).
+
+    `raw`: SQL put in place of a column's value (by attname), the same in every row;
+    a `%s` in it stands for the column's value in the row.
+    """
+    raw = raw or {}
+    quote = connection.ops.quote_name
+    values, declared = [], []
+    for field in fields:
+        target = field.target_field if isinstance(field, models.ForeignKey) else field
+        if target.get_internal_type() not in _JSON_SOURCE_TYPES:
+            raise ImproperlyConfigured(
+                f"{field.model.__name__}.{field.name} is not written from JSON rows "
+                "(subscriptions.bulk): its values would not reach the column as they are."
+            )
+        column = quote(_column(field))
+        value = f"x.{column}::jsonb" if isinstance(field, models.JSONField) else f"x.{column}"
+        expression = raw.get(field.attname, "%s")
+        values.append(expression.replace("%s", value))
+        if "%s" in expression:
+            # The column's own type, without its length or places: as a parameter's type.
+            kind = "text" if isinstance(field, models.JSONField) else field.db_type(connection)
+            declared.append(f"{column} {re.sub(r'[(].*[)]', '', str(kind))}")
+    return (
+        f"SELECT {', '.join(values)} FROM json_to_recordset(%s::json) AS x({', '.join(declared)})"
     )
-    return sql, encoders
+
+
+def _json_value(value: Any) -> str:
+    """The text PostgreSQL reads a value JSON has no type for from: decimals exactly,
+    dates and times in ISO 8601 (with their offset), uuids."""
+    if isinstance(value, Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not written from JSON rows: {value!r}")
+
+
+def _json_encoding(encoder: type[json.JSONEncoder] | None) -> Callable[[Any], str]:
+    """`json.dumps(value, cls=encoder)`, as a JSON field encodes its value, by one encoder
+    kept in a plan for every value, where json.dumps builds one per call."""
+    return (encoder or json.JSONEncoder)().encode
+
+
+_json_rows = json.JSONEncoder(
+    default=_json_value, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+).encode
 
 
 def instances_insert(model: type[models.Model], instances: Sequence[models.Model]) -> None:
@@ -312,37 +386,40 @@ def instances_insert_returning_with_parent(
 def values_insert_sql(
     model: type[models.Model], instances: Sequence[models.Model], raw: dict[str, str] | None = None
 ) -> tuple[str, list[Any]]:
-    """The INSERT ... VALUES of `instances` (PostgreSQL), without RETURNING, and its parameters,
-    for a statement that writes them with more (see instances_insert_returning).
+    """The INSERT of `instances` (PostgreSQL), without RETURNING, and its parameter: the
+    rows as JSON (_json_rows_source), for a statement that writes them with more (see
+    instances_insert_returning). The rows come back from RETURNING in `instances`' order.
 
     `raw`: SQL put in place of a column's value (by attname), the same in every row;
     a `%s` in it stands for the instance's value.
     """
     raw_items = tuple(sorted((raw or {}).items()))
-    sql, filled_on_insert, given = _values_insert_plan(model, raw_items, len(instances))
+    sql, filled_on_insert, given = _values_insert_plan(model, raw_items)
     now = timezone.now()
     for attname in filled_on_insert:
         for instance in instances:
             setattr(instance, attname, now)
-    params: list[Any] = []
+    documents = []
     for instance in instances:
-        for attname, encoder in given:
+        document = {}
+        for attname, key, encoder in given:
             value = getattr(instance, attname)
             if isinstance(value, Money):
                 value = value.amount
             elif encoder is not _NOT_JSON and value is not None:
-                value = connection.ops.adapt_json_value(value, encoder)
-            params.append(value)
-    return sql, params
+                value = encoder(value)
+            document[key] = value
+        documents.append(document)
+    return sql, [_json_rows(documents)]
 
 
 @lru_cache(maxsize=64)
 def _values_insert_plan(
-    model: type[models.Model], raw_items: tuple[tuple[str, str], ...], rows: int
-) -> tuple[str, list[str], list[tuple[str, Any]]]:
-    """What values_insert_sql writes for `rows` rows of `model`, built once per shape: the
-    SQL (quoting every column cost more than the rest), the fields filled on insert, and
-    the (attname, JSON encoder or _NOT_JSON) of each value taken from an instance."""
+    model: type[models.Model], raw_items: tuple[tuple[str, str], ...]
+) -> tuple[str, list[str], list[tuple[str, str, Any]]]:
+    """What values_insert_sql writes for `model`, built once per shape: the SQL (quoting
+    every column cost more than the rest), the fields filled on insert, and the (attname,
+    JSON key, JSON encoding or _NOT_JSON) of each value taken from an instance."""
     raw = dict(raw_items)
     fields = [field for field in model._meta.concrete_fields if not field.primary_key]
     filled_on_insert = [
@@ -351,16 +428,19 @@ def _values_insert_plan(
         if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
     ]
     given = [
-        (field.attname, field.encoder if isinstance(field, models.JSONField) else _NOT_JSON)
+        (
+            field.attname,
+            _column(field),
+            _json_encoding(field.encoder) if isinstance(field, models.JSONField) else _NOT_JSON,
+        )
         for field in fields
         if "%s" in raw.get(field.attname, "%s")
     ]
     quote = connection.ops.quote_name
-    row = f"({', '.join(raw.get(field.attname, '%s') for field in fields)})"
     sql = (
         f"INSERT INTO {quote(model._meta.db_table)} "
         f"({', '.join(quote(_column(field)) for field in fields)}) "
-        f"VALUES {', '.join([row] * rows)}"
+        f"{_json_rows_source(fields, raw)}"
     )
     return sql, filled_on_insert, given
 
@@ -376,14 +456,29 @@ def ids_give(instances: Sequence[models.Model], ids: list[Any]) -> None:
 
 def _defaults(model: type[models.Model], columns: Sequence[str]) -> dict[str, Any]:
     """The value of each column the caller left out, once for all the rows."""
-    given = set(columns)
-    defaults: dict[str, Any] = {}
     now = timezone.now()
+    return {
+        column: now if value is _NOW else value() if callable(value) else value
+        for column, value in _defaults_plan(model, tuple(columns)).items()
+    }
+
+
+# A default filled with the time of the write (auto_now_add), in _defaults_plan.
+_NOW = object()
+
+
+@lru_cache(maxsize=64)
+def _defaults_plan(model: type[models.Model], columns: tuple[str, ...]) -> dict[str, Any]:
+    """What _defaults gives each column left out, worked out once per shape: _NOW, a
+    function giving a JSON default's text (a callable default is called for each write,
+    as Django calls it), or the value itself."""
+    given = set(columns)
+    plan: dict[str, Any] = {}
     for field in model._meta.concrete_fields:
         if field.primary_key or field.attname in given or field.name in given:
             continue
         if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            defaults[_column(field)] = now
+            plan[_column(field)] = _NOW
         elif (
             field.has_default()
             and callable(field.default)
@@ -392,11 +487,15 @@ def _defaults(model: type[models.Model], columns: Sequence[str]) -> dict[str, An
             # One value for every row would break a unique default (a uuid4): pass the column.
             raise ValueError(f"{model.__name__}.{field.name} needs a value per row")
         elif isinstance(field, models.JSONField):
-            default = field.get_default()
-            defaults[_column(field)] = None if default is None else json.dumps(default)
+            plan[_column(field)] = partial(_json_default_text, field)
         else:
-            defaults[_column(field)] = field.get_db_prep_save(field.get_default(), connection)
-    return defaults
+            plan[_column(field)] = field.get_db_prep_save(field.get_default(), connection)
+    return plan
+
+
+def _json_default_text(field: models.JSONField) -> str | None:
+    default = field.get_default()
+    return None if default is None else json.dumps(default)
 
 
 def _column(field: models.Field) -> str:

@@ -19,7 +19,8 @@ from djmoney.money import Money
 
 from catalog.errors import ErrorCode, Refusal, refuse
 from catalog.models import Package, PackagePrice, VariantOption
-from catalog.selectors import STAND_IN_PK, PreparedRead, PreparedUpdate, relation_cache_fill
+from catalog.relations import relation_cache_fill
+from catalog.selectors import STAND_IN_PK, PreparedRead, PreparedUpdate
 from catalog.stock import (
     stock_lock,
     stock_lock_query,

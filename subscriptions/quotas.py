@@ -26,6 +26,7 @@ from djmoney.money import Money
 
 from catalog.currency import format_money
 from catalog.models import Package
+from catalog.relations import related_objects
 
 from .bulk import OneOf
 from .models import Service, UsageRecord
@@ -39,7 +40,7 @@ def quota_snapshot(package: Package, currency: str) -> list[dict]:
     One query, none when `quotas__quota` was prefetched.
     """
     values = (
-        package.quotas.all()
+        related_objects(package, "quotas")
         if "quotas" in getattr(package, "_prefetched_objects_cache", {})
         else package.quotas.select_related("quota")
     )

@@ -31,6 +31,7 @@ from catalog.availability import (
 from catalog.currency import format_money, is_store_currency
 from catalog.errors import ErrorCode, refuse
 from catalog.models import Package, PackagePrice, Variant, VariantOption
+from catalog.relations import related_objects
 from catalog.selectors import packages_for_order
 from catalog.stock import stock_covers
 from catalog.text import trial_first_due, trial_offer
@@ -181,7 +182,9 @@ def check_price(package: Package, price: PackagePrice | None, currency: str) -> 
     if price is None:
         raise refuse(ErrorCode.PRICE_REQUIRED, "Choose a pricing option.")
     # The package's own row, never the one given: its fields could be anyone's.
-    price = next((option for option in package.prices.all() if option.pk == price.pk), None)
+    price = next(
+        (option for option in related_objects(package, "prices") if option.pk == price.pk), None
+    )
     if price is None:
         raise refuse(
             ErrorCode.PRICE_NOT_OF_PACKAGE, "This pricing option does not belong to this package."
@@ -201,9 +204,11 @@ def check_variants(
     package: Package, price: PackagePrice, options: Iterable[VariantOption], currency: str
 ) -> list[VariantChoice]:
     """The chosen options as sold with `price`, in the variants' staff order."""
-    variants = {variant.pk: variant for variant in package.variants.all()}
+    variants = {variant.pk: variant for variant in related_objects(package, "variants")}
     own_options = {
-        option.pk: option for variant in variants.values() for option in variant.options.all()
+        option.pk: option
+        for variant in variants.values()
+        for option in related_objects(variant, "options")
     }
     choosable = {variant.pk for variant in customer_variants(package)}
     chosen: list[VariantChoice] = []

@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404
 from catalog.availability import scaling_target_filter
 from catalog.errors import Refusal
 from catalog.models import Package, PackagePrice, VariantOption
+from catalog.relations import related_objects
 from catalog.selection import parse_selection
 from catalog.selectors import package_for_order, packages_for_order
 
@@ -68,17 +69,21 @@ def selection_from_data(
     selection = parse_selection(data)
     price = None
     if selection.price_id is not None:
-        price = next((p for p in package.prices.all() if p.pk == selection.price_id), None)
+        price = next(
+            (p for p in related_objects(package, "prices") if p.pk == selection.price_id), None
+        )
         if price is None:
             price = PackagePrice.objects.filter(pk=selection.price_id).first()
-    variants = {variant.code: variant for variant in package.variants.all()}
+    variants = {variant.code: variant for variant in related_objects(package, "variants")}
     options = []
     for code, values in selection.variants.items():
         variant = variants.get(code)
         for value in values:
             option = None
             if variant is not None and isinstance(value, int):
-                option = next((o for o in variant.options.all() if o.pk == value), None)
+                option = next(
+                    (o for o in related_objects(variant, "options") if o.pk == value), None
+                )
             # Unknown to this package: a stand-in the service refuses by what was posted,
             # never by reading another package's option (its name may not be public).
             options.append(option or VariantOption(pk=0, name=f"{code}={value}"))

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 from catalog.currency import format_money, get_currency
 from catalog.errors import ErrorCode
 from catalog.models import Package
+from catalog.relations import related_objects
 from catalog.selection import parse_id, parse_selection
 from provisioning.models import ProviderInstance
 from provisioning.plugins.webhook import SIGNATURE_HEADER, verify
@@ -82,7 +83,12 @@ def checkout(request, catalog_slug: str, package_slug: str):
             messages.success(request, f"Thank you: order {order.number} is placed.")
             # order_place hands the order over with its invoice read.
             unpaid = next(
-                (i for i in order.invoices.all() if i.status == Invoice.Status.UNPAID), None
+                (
+                    i
+                    for i in related_objects(order, "invoices")
+                    if i.status == Invoice.Status.UNPAID
+                ),
+                None,
             )
             if unpaid is not None:
                 # Straight to paying it (the payments app's page, found by URL name).

@@ -7,10 +7,13 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DataError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from catalog.models import Catalog
 from subscriptions.billing import RUN_FIELDS
 from subscriptions.bulk import (
     OneOf,
@@ -283,3 +286,62 @@ def test_instances_built_from_rows_written_hold_their_values_and_every_default()
     built.status = Invoice.Status.CANCELLED
     built.save(update_fields=["status"])
     assert Invoice.objects.get(pk=pk).status == Invoice.Status.CANCELLED
+
+
+# Texts JSON escapes, a NUL-free control character, a decimal past its places (rounded
+# as a parameter is), a date in another offset, JSON that is a bare string and JSON null.
+AWKWARD = [
+    ('A "q", \\ {b}\né ✓', "1.005", 330, "text"),
+    ("NULL", "12345.675", -480, None),
+    ("", "0.00", 0, {"nested": ["a", 1, None]}),
+]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_rows_written_from_json_are_those_save_writes():
+    customer = customers(1)[0]
+    now = timezone.now()
+    saved, written = [], []
+    for number, total, offset, bill_to in AWKWARD:
+        due = now.astimezone(timezone.get_fixed_timezone(offset))
+        values = {"total": usd(total), "due_at": due, "bill_to": bill_to}
+        # Numbers are unique: the saved row's says so.
+        saved.append(
+            Invoice.objects.create(
+                customer=customer, currency="USD", number=f"saved {number}", **values
+            )
+        )
+        written.append(Invoice(customer=customer, currency="USD", number=number, **values))
+    instances_insert_returning(Invoice, written)
+
+    def stored(invoices):
+        rows = Invoice.objects.in_bulk([invoice.pk for invoice in invoices])
+        return [
+            (rows[i.pk].number.removeprefix("saved "), rows[i.pk].total, rows[i.pk].due_at,
+             rows[i.pk].bill_to)
+            for i in invoices
+        ]  # fmt: skip
+
+    assert stored(written) == stored(saved)
+    assert [number for number, *_ in stored(written)] == [number for number, *_ in AWKWARD]
+    assert [total for _, total, _, _ in stored(written)] == [
+        usd("1.01"), usd("12345.68"), usd("0.00")
+    ]  # fmt: skip
+    assert Invoice.objects.filter(pk=written[1].pk, bill_to__isnull=True).exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_value_too_long_for_its_column_is_refused_from_json_as_from_a_parameter():
+    customer = customers(1)[0]
+    invoice = Invoice(customer=customer, currency="USDX", total=usd("1"), due_at=timezone.now())
+    with pytest.raises(DataError), transaction.atomic():
+        instances_insert_returning(Invoice, [invoice])
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_model_with_a_column_json_would_not_carry_is_refused_when_its_sql_is_built():
+    with pytest.raises(ImproperlyConfigured, match="icon"):
+        instances_insert_returning(Catalog, [Catalog(name="Books", slug="books")])

@@ -34,6 +34,8 @@ import sys
 import time
 from pathlib import Path
 
+from machine_speed import machine_line  # a sibling script
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -142,6 +144,7 @@ def main() -> None:
     if not 1 <= args.runs <= 500 or not 1 <= args.size <= 200:
         parser.error("keep it bounded: 1-500 runs, 1-200 options and variants")
 
+    before = machine_line("before")
     sys.path[0] = str(BASE_DIR)  # this folder holds a storefront.py of its own
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "billing_site.settings.test")
     import django
@@ -212,6 +215,7 @@ def main() -> None:
     cpu_median = statistics.median(results["GET"][0])
     wall_median = statistics.median(results["GET"][1])
     verdict = "meets" if max(cpu_median, wall_median) < 300 else "MISSES"
+    print(f"  {before}\n  {machine_line('after')}")
     print(f"{verdict} the target (GET < 300 ms, CPU and wall-clock medians)")
 
 

@@ -37,6 +37,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from machine_speed import machine_line  # a sibling script
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -287,6 +289,7 @@ def main() -> None:
 
         with psycopg.connect(server_url) as connection:
             print(f"PostgreSQL {connection.info.server_version}, billing run over due services")
+        print(machine_line("before"), flush=True)
         for count in (int(n) for n in args.counts.split(",")):
             # Populated in a process of its own: memory Python keeps after building
             # the rows would otherwise count as the runs' peak.
@@ -295,6 +298,7 @@ def main() -> None:
                 subprocess.run(
                     [sys.executable, __file__, step, str(count), "--now", now], env=env, check=True
                 )
+        print(machine_line("after"))
     finally:
         if stop is not None:
             stop()

@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from machine_speed import machine_line  # a sibling script
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -33,6 +35,7 @@ def main() -> None:
     if not 1 <= args.runs <= 1000 or not 1 <= args.packages <= 2000:
         parser.error("keep it bounded: 1-1000 runs, 1-2000 packages")
 
+    before = machine_line("before")
     sys.path[0] = str(BASE_DIR)  # this folder holds a storefront.py of its own
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "billing_site.settings.test")
     import django
@@ -70,6 +73,7 @@ def main() -> None:
 
     median = statistics.median(cpu_timings)
     print(f"catalog page, {args.packages} packages, uncached, {args.runs} runs (SQLite, DEBUG off)")
+    print(f"  {before}")
     print(f"  render   CPU median {median:6.1f} ms   worst {max(cpu_timings):6.1f} ms")
     print(
         f"           wall median {statistics.median(timings):6.1f} ms   worst {max(timings):6.1f} ms"
@@ -78,6 +82,7 @@ def main() -> None:
     print(f"  HTML     {len(html) / 1024:6.1f} KB")
     print(f"  queries  {len(queries)}")
     verdict = "meets" if median < 40 and len(html) < 100 * 1024 else "MISSES"
+    print(f"  {machine_line('after')}")
     print(f"{verdict} the targets (< 40 ms, < 100 KB)")
 
 

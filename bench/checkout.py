@@ -46,6 +46,8 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from machine_speed import machine_line  # a sibling script
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DB_NAME = "bench_checkout"
@@ -337,6 +339,7 @@ def main() -> None:
             f"PostgreSQL {connection.cursor().connection.info.server_version}, "
             f"{args.clients} clients × {args.orders} orders, checkout POSTs through Django"
         )
+        print(machine_line("before"))
         total = args.clients * args.orders
         from payments.models import TestCardGateway
         from subscriptions.models import Service
@@ -368,6 +371,7 @@ def main() -> None:
                 f"stock left {package.stock_qty}   oversold {oversold}   "
                 f"per-user-limit violations {limit_violations(package, over_limit)}"
             )
+        print(machine_line("after"))
         connection.close()
     finally:
         if stop:

@@ -39,6 +39,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from machine_speed import machine_line  # a sibling script
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 HOST = "127.0.0.1"
@@ -419,7 +421,9 @@ def main() -> None:
     elif args.buy:
         buy(args.buy, args.buyer, args.seconds, args.interval)
     else:
+        print(machine_line("before"), flush=True)
         run(args)
+        print(machine_line("after"))
 
 
 if __name__ == "__main__":

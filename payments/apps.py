@@ -5,7 +5,12 @@ class PaymentsConfig(AppConfig):
     name = "payments"
 
     def ready(self):
-        from subscriptions.signals import invoice_issued, invoices_issued, plan_change_credit_due
+        from subscriptions.signals import (
+            invoice_issued,
+            invoices_issued,
+            invoices_payers,
+            plan_change_credit_due,
+        )
 
         from . import receivers
 
@@ -19,3 +24,4 @@ class PaymentsConfig(AppConfig):
             receivers.credit_plan_change, dispatch_uid="payments_plan_change_credit"
         )
         invoices_issued.connect(receivers.settle_issued_invoices, dispatch_uid="payments_batch")
+        invoices_payers.connect(receivers.issued_invoices_payers, dispatch_uid="payments_payers")

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from .renewals import renewal_charge_schedule, renewal_charges_schedule
-from .services import invoice_apply_credit, invoices_apply_credit, plan_change_credit
+from .services import (
+    customers_with_credit,
+    invoice_apply_credit,
+    invoices_apply_credit,
+    plan_change_credit,
+)
 
 
 def apply_credit_to_issued_invoice(sender, *, invoice, **kwargs) -> bool:
@@ -33,3 +38,8 @@ def settle_issued_invoices(sender, *, invoices, **kwargs) -> bool:
     paid = {p.invoice_id for p in payments if p.amount >= p.invoice.total}
     renewal_charges_schedule(invoices=invoices, paid_ids=paid)
     return bool(payments)
+
+
+def issued_invoices_payers(sender, *, customer_ids, **kwargs) -> set[int]:
+    """Of a billing run's batch, the customers whose credit may pay their invoices as issued."""
+    return {customer_id for customer_id, _ in customers_with_credit(customer_ids)}

@@ -9,6 +9,7 @@ in), so payments, cancellations and refunds of one invoice run one at a time.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal
 
@@ -213,6 +214,17 @@ _CREDIT_TOTAL = PreparedRead(
 )
 
 
+def customers_with_credit(customer_ids: Collection[int]) -> set[tuple[int, str]]:
+    """(customer id, currency) of each of `customer_ids`' credit balances above zero."""
+    return {
+        (row["customer_id"], row["amount_currency"])
+        for row in CreditEntry.objects.filter(OneOf(F("customer_id"), customer_ids))
+        .values("customer_id", "amount_currency")
+        .annotate(total=Sum("amount"))
+        .filter(total__gt=0)
+    }
+
+
 def invoices_apply_credit(*, invoices: list[Invoice]) -> list[Payment]:
     """`invoice_apply_credit` for a billing run's batch: one query finds who has credit.
 
@@ -222,15 +234,7 @@ def invoices_apply_credit(*, invoices: list[Invoice]) -> list[Payment]:
     payable = [i for i in invoices if i.status == Invoice.Status.UNPAID and i.total.amount]
     if not payable:
         return []
-    with_credit = {
-        (row["customer_id"], row["amount_currency"])
-        for row in CreditEntry.objects.filter(
-            OneOf(F("customer_id"), {invoice.customer_id for invoice in payable})
-        )
-        .values("customer_id", "amount_currency")
-        .annotate(total=Sum("amount"))
-        .filter(total__gt=0)
-    }
+    with_credit = customers_with_credit({invoice.customer_id for invoice in payable})
     payments = []
     for invoice in payable:
         if (invoice.customer_id, invoice.currency) in with_credit:

@@ -5,14 +5,16 @@ Everything that happens because time passed; cron runs services_run_billing.
 
 from __future__ import annotations
 
+import multiprocessing
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import DateTimeField, Exists, F, OuterRef, Subquery, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -22,9 +24,16 @@ from catalog.currency import format_money
 from catalog.errors import ErrorCode, refuse
 from catalog.models import NotificationEvent, Package, PriceType
 
+from .billing_process import bill_due_in_process
 from .bulk import OneOf, datetimes_loaded_by_psycopg, instances_read, instances_written
 from .events import Kind, service_events_bulk
-from .invoicing import LineSpec, renewal_invoices_issue
+from .invoicing import (
+    LineSpec,
+    billed_services,
+    renewal_invoices_issue,
+    renewal_invoices_prepare,
+    renewal_payers,
+)
 from .jobs import provisioning_jobs_enqueue_many
 from .lifecycle import service_end, services_apply_due_cancellations
 from .models import Invoice, InvoiceLine, LineKind, PlanChange, ProvisioningJob, Service
@@ -32,6 +41,7 @@ from .notifications import (
     BatchTexts,
     Notice,
     emailed,
+    notice_events,
     notices_queue,
     notify_many,
     overdue_notice,
@@ -209,6 +219,16 @@ class _Packages:
             service.package = self._packages[service.package_id]
 
 
+def _due(now: datetime):
+    """The services with a renewal to bill: invoiced BILLING_INVOICE_DAYS_BEFORE_DUE ahead."""
+    return Service.objects.filter(
+        next_bill_at__lte=now + invoice_lead_time(),
+        status__in=BILLED_STATUSES,
+        price_type=PriceType.RECURRING,
+        cancel_at__isnull=True,
+    )
+
+
 def _services_bill_due(run: BillingRun, now: datetime) -> None:
     """Bill every period that fell due, a batch of customers per transaction.
 
@@ -221,13 +241,7 @@ def _services_bill_due(run: BillingRun, now: datetime) -> None:
     until its invoice is paid. A customer or service another transaction holds
     is left to the next run.
     """
-    # Renewals are invoiced BILLING_INVOICE_DAYS_BEFORE_DUE ahead of their due date.
-    due = Service.objects.filter(
-        next_bill_at__lte=now + invoice_lead_time(),
-        status__in=BILLED_STATUSES,
-        price_type=PriceType.RECURRING,
-        cancel_at__isnull=True,
-    )
+    due = _due(now)
     # The customers with something due, read once and streamed (a server-side cursor) a
     # batch at a time: asked again for each batch, the query would pass over every service
     # still due, and over every one already billed (its index entry stays until a vacuum).
@@ -255,14 +269,88 @@ def _services_bill_due(run: BillingRun, now: datetime) -> None:
                 if not batch:
                     continue
                 packages.attach(batch)
-                issued = renewal_invoices_issue(service_period_lines(batch))
+                issued, grace = _services_bill(batch, now)
                 run.invoices += len(issued)
-                run.grace += _services_billed(issued, now)
+                run.grace += grace
 
 
-def _services_billed(issued: list[tuple[Invoice, list[Service]]], now: datetime) -> int:
+def _services_bill_due_in_processes(run: BillingRun, now: datetime, processes: int) -> None:
+    """`_services_bill_due` in `processes` processes at once, when on PostgreSQL more than a
+    batch of customers is due: the run's own and others started fresh, which share the
+    customers as overlapping runs do (each takes a batch the others have not locked).
+
+    One process would use one core and wait on the database for the other. In one
+    process, inside a transaction (the others would not see its rows), on SQLite
+    (one writer at a time), or with little due.
+    """
+    database = connections[router.db_for_write(Service)]
+    due_customers = _due(now).order_by().values("customer_id").distinct()
+    if (
+        processes <= 1
+        or database.vendor != "postgresql"
+        or database.in_atomic_block
+        or not due_customers[BATCH_SIZE : BATCH_SIZE + 1].exists()
+    ):
+        _services_bill_due(run, now)
+        return
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(processes - 1, mp_context=spawn) as others:
+        started = [
+            others.submit(
+                bill_due_in_process,
+                settings.SETTINGS_MODULE,
+                database.alias,
+                database.settings_dict,
+                now,
+            )
+            for _ in range(processes - 1)
+        ]
+        _services_bill_due(run, now)
+        for result in started:
+            invoices, grace = result.result()
+            run.invoices += invoices
+            run.grace += grace
+
+
+def _services_bill(
+    services: list[Service], now: datetime
+) -> tuple[list[tuple[Invoice, list[Service]]], int]:
+    """Invoice each service's period due and move it on: (each invoice with the services it
+    bills, how many services entered grace). Call it holding the services' and their
+    customers' locks.
+
+    Everything that needs no invoice number is written before the invoices are
+    numbered (the year's counter stays locked from then to commit, so that is all
+    two billing processes cannot do at once): the lines, and the services of the
+    invoices left to pay, moved on with their timeline events. The services of
+    an invoice the payments app may pay as it is issued (a zero total, account
+    credit) are moved on after it had its say, as the payment left them.
+    """
+    prepared = renewal_invoices_prepare(service_period_lines(services))
+    payers = renewal_payers([invoice for invoice, _ in prepared])
+
+    def unpaid(invoice: Invoice) -> bool:
+        return bool(invoice.total.amount) and invoice.customer_id not in payers
+
+    to_pay = [(invoice, billed) for invoice, billed in billed_services(prepared) if unpaid(invoice)]
+    entering, overdue = _services_billed(to_pay, now)
+    overdue_notices = _grace_announce(entering, overdue)
+    issued = renewal_invoices_issue(prepared)
+    # Numbered now: an overdue email quotes the number of the invoice it is about.
+    for invoice, notice in overdue_notices:
+        notice.context["invoice_number"] = invoice.number
+    notices_queue(notice for _, notice in overdue_notices)
+    paid_at_issue = [(invoice, billed) for invoice, billed in issued if not unpaid(invoice)]
+    entered, overdue = _services_billed(paid_at_issue, now)
+    notices_queue(notice for _, notice in _grace_announce(entered, overdue))
+    return issued, len(entering) + len(entered)
+
+
+def _services_billed(
+    issued: list[tuple[Invoice, list[Service]]], now: datetime
+) -> tuple[list[Service], dict[int, Invoice]]:
     """Write each billed service once: its next_bill_at cleared, and grace entered when its
-    invoice is already due; how many entered grace.
+    invoice is already due; those that entered grace, and the invoice each entered it for.
 
     The grace step would put those in grace later in the run, updating every
     row a second time; here they enter it by the same rule (`_grace_ends`,
@@ -299,8 +387,7 @@ def _services_billed(issued: list[tuple[Invoice, list[Service]]], now: datetime)
     instances_written(
         [service for _, service in unpaid], ("next_bill_at", "status", "grace_ends_at")
     )
-    _grace_announce(entering, overdue)
-    return len(entering)
+    return entering, overdue
 
 
 @transaction.atomic
@@ -309,6 +396,8 @@ def service_bill_now(*, service: Service) -> Invoice:
 
     The same lines and invoice as the run makes; the invoice keeps its due date.
     """
+    # The customer's lock first, as the run takes it: no payment spends their credit meanwhile.
+    get_user_model().objects.select_for_update().filter(pk=service.customer_id).exists()
     service = (
         Service.objects.select_for_update(of=("self",)).select_related("package").get(pk=service.pk)
     )
@@ -323,9 +412,8 @@ def service_bill_now(*, service: Service) -> Invoice:
             "This service has no renewal to bill: its next invoice is already issued, "
             "it is not recurring, or it is ending.",
         )
-    issued = renewal_invoices_issue(service_period_lines([service]))
     # As the run leaves a service it billed (an invoice paid as it was issued moved it on).
-    _services_billed(issued, timezone.now())
+    issued, _ = _services_bill([service], timezone.now())
     return issued[0][0]
 
 
@@ -402,20 +490,23 @@ def _grace_ends(service: Service, overdue: Invoice) -> datetime:
     return add_interval(overdue.due_at, service.grace_period, service.grace_interval or "day")
 
 
-def _grace_announce(services: list[Service], overdue: dict[int, Invoice]) -> None:
-    """Services that just entered grace: the customers told in one task, an email per
-    overdue invoice naming its services, and a timeline event per service that says so
-    (one row where the email would be a second)."""
+def _grace_announce(
+    services: list[Service], overdue: dict[int, Invoice]
+) -> list[tuple[Invoice, Notice]]:
+    """Services that just entered grace: a timeline event per service that says so, and
+    whether its customer is emailed (one row where the email would be a second); returns
+    the emails to queue (notices_queue), one per overdue invoice naming its services."""
     texts = BatchTexts()
     by_invoice: dict[int, list[Service]] = defaultdict(list)
     for service in services:
         by_invoice[overdue[service.pk].pk].append(service)
-    queued = notices_queue(
-        overdue_notice(overdue[group[0].pk], group, texts) for group in by_invoice.values()
-    )
+    notices = [
+        (overdue[group[0].pk], overdue_notice(overdue[group[0].pk], group, texts))
+        for group in by_invoice.values()
+    ]
     told = {
-        service.pk: events
-        for group, events in zip(by_invoice.values(), queued, strict=True)
+        service.pk: notice_events(notice)
+        for group, (_, notice) in zip(by_invoice.values(), notices, strict=True)
         for service in group
     }
     # The same data is one object, written once (bulk.rows_insert).
@@ -433,6 +524,7 @@ def _grace_announce(services: list[Service], overdue: dict[int, Invoice]) -> Non
         )
         for s in services
     )
+    return notices
 
 
 def _batches(rows, size: int):
@@ -476,7 +568,7 @@ def _services_enter_grace(run: BillingRun, now: datetime) -> None:
                 service.status = Service.Status.GRACE
                 service.grace_ends_at = _grace_ends(service, overdue[service.pk])
             instances_written(batch, ("status", "grace_ends_at"))
-            _grace_announce(batch, overdue)
+            notices_queue(notice for _, notice in _grace_announce(batch, overdue))
             run.grace += len(batch)
 
 
@@ -785,13 +877,16 @@ class BillingRun:
         )
 
 
-def services_run_billing(*, now: datetime | None = None) -> BillingRun:
+def services_run_billing(
+    *, now: datetime | None = None, processes: int | None = None
+) -> BillingRun:
     """Everything that happens because time passed; cron runs it, it is safe to run twice.
 
     One function per step; each works in batches of services, a transaction
     per batch holding the batch's row locks (taken with SKIP LOCKED), so a run
     never waits on, or undoes, another run or a payment, and two runs that
-    overlap share the work.
+    overlap share the work. Renewals are billed in `processes` processes at once
+    (BILLING_PROCESSES) when there are many, on PostgreSQL.
     """
     now = now or timezone.now()
     run = BillingRun()
@@ -805,7 +900,7 @@ def services_run_billing(*, now: datetime | None = None) -> BillingRun:
         with transaction.atomic():
             run.plan_changes += plan_change_apply_due(pk, now)
 
-    _services_bill_due(run, now)
+    _services_bill_due_in_processes(run, now, processes or settings.BILLING_PROCESSES)
     # After billing: a change applies once its first period at the new price is billed.
     _price_changes_apply(run, now)
     _services_enter_grace(run, now)

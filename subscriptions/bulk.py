@@ -660,7 +660,7 @@ def instances_written(instances: Sequence[models.Model], fields: Sequence[str]) 
     per field and has each value prepared through the ORM's expressions. On
     PostgreSQL one array per column is joined to the table by id
     (`UPDATE ... FROM unnest(...)`); elsewhere (SQLite) the rows that share
-    their values share one UPDATE.
+    their values share one UPDATE, and rows that share none are one CASE UPDATE.
     """
     if not instances:
         return
@@ -676,6 +676,10 @@ def instances_written(instances: Sequence[models.Model], fields: Sequence[str]) 
         for instance in instances:
             values = tuple(getattr(instance, field.attname) for field in columns)
             groups.setdefault(values, []).append(instance.pk)
+        if len(groups) > 1 and len(groups) == len(instances):
+            # Each row its own values (invoice numbers): one UPDATE with a CASE per field.
+            model._default_manager.bulk_update(instances, [field.name for field in columns])
+            return
         for values, pks in groups.items():
             model._default_manager.filter(pk__in=pks).update(
                 **{field.attname: value for field, value in zip(columns, values, strict=True)}

@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import cast
 
 from django.conf import settings
 from django.db import connections, router
@@ -30,6 +31,7 @@ from .bulk import (
     instances_built,
     instances_insert,
     instances_insert_returning,
+    instances_written,
     rows_insert,
     values_insert_sql,
 )
@@ -37,7 +39,7 @@ from .events import Kind, service_event_record, service_events_bulk
 from .lifecycle import order_mark_paid, service_invoice_paid
 from .models import Invoice, InvoiceLine, InvoiceNumberCounter, LineKind, Order, Service
 from .notifications import BatchTexts, emailed, notify_invoice, notify_invoices_issued
-from .signals import invoice_issued, invoices_issued
+from .signals import invoice_issued, invoices_issued, invoices_payers
 
 
 def invoice_numbers_take(*, year: int, count: int = 1) -> list[str]:
@@ -173,36 +175,33 @@ class LineSpec:
     kind: str = LineKind.PRICE
 
 
-def renewal_invoices_issue(specs: list[LineSpec]) -> list[tuple[Invoice, list[Service]]]:
-    """One invoice per customer, due day (UTC) and currency, a line per spec, in a few queries.
+def renewal_invoices_prepare(specs: list[LineSpec]) -> list[tuple[Invoice, list[LineSpec]]]:
+    """Write one invoice per customer, due day (UTC) and currency, a line per spec, unnumbered:
+    `renewal_invoices_issue` numbers and announces them, last in the same transaction.
 
     The invoice falls due with the earliest of its lines. The billing run
     passes every due service of a customer at once (it holds the customer's
-    lock), so a customer gets one invoice a day per currency.
-
-    Call it holding the services' locks. A zero invoice is paid at once, as a
-    renewal's always was; the customers are told in one notification task.
-    Returns each invoice with the services it bills, its status as the
-    payments receivers left it (account credit may have paid it).
+    lock), so a customer gets one invoice a day per currency. Call it holding
+    the services' locks. Written before they are numbered because every
+    invoice waits on the year's counter from its number to commit: what needs
+    no number is done before, so two billing processes overlap all of it.
     """
     # Due the same day: the services of one order are set up (and so renew) moments apart.
     groups: dict[tuple[int, date, str], list[LineSpec]] = defaultdict(list)
     for spec in specs:
         day = spec.due_at.astimezone(UTC).date()
         groups[(spec.service.customer_id, day, spec.service.currency)].append(spec)
-    # Numbered in one take of the counter, before they exist: the lock is held to commit.
-    numbers = invoice_numbers_take(year=timezone.localtime().year, count=len(groups))
     issued_at = timezone.now()
     columns = ("number", "customer_id", "kind", "period_start", "period_end", "currency",
                "total", "total_currency", "issued_at", "due_at")  # fmt: skip
     rows = [
-        (number, customer_id, Invoice.Kind.RENEWAL,
+        ("", customer_id, Invoice.Kind.RENEWAL,
          # The periods billed: an overage line's period is the one that ended.
          min(s.period_start for s in group if s.kind == LineKind.PRICE),
          max(s.period_end for s in group if s.kind == LineKind.PRICE),
          currency, sum((spec.amount.amount for spec in group), Decimal(0)), currency, issued_at,
          min(spec.due_at for spec in group))
-        for number, ((customer_id, _, currency), group) in zip(numbers, groups.items(), strict=True)
+        for (customer_id, _, currency), group in groups.items()
     ]  # fmt: skip
     ids = rows_insert(Invoice, columns, rows, with_ids=True)
     # The payments receivers get them as instances, built from the rows written.
@@ -225,11 +224,34 @@ def renewal_invoices_issue(specs: list[LineSpec]) -> list[tuple[Invoice, list[Se
             for index, spec in enumerate(group)
         ),
     )  # fmt: skip
-    issued = [
-        # A service with overage lines is on its invoice more than once: it is one service.
+    return list(zip(invoices, groups.values(), strict=True))
+
+
+def billed_services(prepared: list[tuple[Invoice, list[LineSpec]]]):
+    """Each prepared invoice with the services it bills, in the order of its lines."""
+    # A service with overage lines is on its invoice more than once: it is one service.
+    return [
         (invoice, list(dict.fromkeys(spec.service for spec in group)))
-        for invoice, group in zip(invoices, groups.values(), strict=True)
+        for invoice, group in prepared
     ]
+
+
+def renewal_invoices_issue(
+    prepared: list[tuple[Invoice, list[LineSpec]]],
+) -> list[tuple[Invoice, list[Service]]]:
+    """Number the invoices `renewal_invoices_prepare` wrote and announce them; call it last
+    in the transaction, since the year's counter stays locked from here to commit.
+
+    A zero invoice is paid at once, as a renewal's always was; the customers are
+    told in one notification task. Returns each invoice with the services it
+    bills, its status as the payments receivers left it (account credit may have paid it).
+    """
+    invoices = [invoice for invoice, _ in prepared]
+    numbers = invoice_numbers_take(year=timezone.localtime().year, count=len(invoices))
+    for invoice, number in zip(invoices, numbers, strict=True):
+        invoice.number = number
+    instances_written(invoices, ("number",))
+    issued = billed_services(prepared)
     emails = notify_invoices_issued(issued)
     texts = BatchTexts()
     # An event per line, saying whether the customer was emailed the invoice: one row
@@ -249,7 +271,7 @@ def renewal_invoices_issue(specs: list[LineSpec]) -> list[tuple[Invoice, list[Se
             f"{texts.date(spec.due_at)}{emailed(emails.get(invoice.pk, []))}",
             invoice_data,
         )
-        for invoice, group, invoice_data in zip(invoices, groups.values(), data, strict=True)
+        for (invoice, group), invoice_data in zip(prepared, data, strict=True)
         for spec in group
     )
     # The payments app applies account credit and charges saved cards, for the whole batch.
@@ -267,6 +289,16 @@ def renewal_invoices_issue(specs: list[LineSpec]) -> list[tuple[Invoice, list[Se
         if invoice.total.amount == 0:
             invoice_settle(invoice)
     return issued
+
+
+def renewal_payers(invoices: list[Invoice]) -> set[int]:
+    """The customers of `invoices` whose invoices the payments app may pay as they are
+    issued (account credit); ask holding their locks, which every change of credit takes."""
+    customer_ids = {invoice.customer_id for invoice in invoices}
+    payers: set[int] = set()
+    for _, response in invoices_payers.send(sender=Invoice, customer_ids=customer_ids):
+        payers |= cast("set[int]", response)  # the stubs type a response as str
+    return payers
 
 
 def service_invoice_issue(

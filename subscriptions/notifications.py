@@ -94,8 +94,7 @@ def notices_queue(notices: Iterable[Notice]) -> list[list[str]]:
     queued = []
     wanted: list[dict[str, Any]] = []
     for notice in notices:
-        preferences = notice.package.notification_preferences or []
-        events = [name for name in notice.events if name in preferences]
+        events = notice_events(notice)
         queued.append(events)
         if events:
             wanted.append(
@@ -113,6 +112,12 @@ def notices_queue(notices: Iterable[Notice]) -> list[list[str]]:
                 }
         tasks_enqueue_many(batch_send_notifications, [([], {"notices": wanted, "shared": shared})])
     return queued
+
+
+def notice_events(notice: Notice) -> list[str]:
+    """The events of `notice` its package wants sent: what notices_queue queues of it."""
+    preferences = notice.package.notification_preferences or []
+    return [name for name in notice.events if name in preferences]
 
 
 def _shared(contexts: Iterable[dict[str, Any]]) -> dict[str, Any]:

@@ -25,3 +25,10 @@ plan_change_credit_due = Signal()
 # true, so the sender reads their status again (a billing run moves on the services of those
 # still unpaid).
 invoices_issued = Signal()
+
+# sender: the Invoice class; customer_ids: the customers of a billing run's batch, whose
+# renewal invoices are written but not numbered yet. Each receiver returns the set of those
+# whose invoices it may pay as they are issued (payments: the customers with account credit).
+# The run moves the services of the others on before numbering their invoices, and those of
+# these after `invoices_issued`, as the payment left them.
+invoices_payers = Signal()

@@ -197,6 +197,9 @@ BILLING_REMINDER_DAYS = env_int("BILLING_REMINDER_DAYS", 3)
 # A service suspended for an unpaid invoice is terminated this many days after its
 # suspension (0: never), its customer warned BILLING_REMINDER_DAYS (at least one) before.
 BILLING_TERMINATE_AFTER_DAYS = env_int("BILLING_TERMINATE_AFTER_DAYS", 30)
+# On PostgreSQL, a billing run with many renewals due bills them in this many processes at
+# once, which share the customers as two overlapping runs do (1: in the run's own only).
+BILLING_PROCESSES = env_int("BILLING_PROCESSES", 2)
 # When staff move existing services to a new price, each customer is emailed at
 # least this many days before the renewal that first charges it.
 BILLING_PRICE_CHANGE_NOTICE_DAYS = env_int("BILLING_PRICE_CHANGE_NOTICE_DAYS", 30)

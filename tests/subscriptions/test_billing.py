@@ -23,7 +23,7 @@ from tests.factories import (
     place,
     usd,
 )
-from tests.support.jobs import run_all_jobs
+from tests.support.jobs import run_all_jobs, send_queued_notifications
 
 pytestmark = pytest.mark.django_db
 
@@ -167,6 +167,34 @@ def test_a_renewal_account_credit_pays_as_it_is_issued_moves_the_service_on(cust
     # Billed again when the period it paid for ends.
     assert service.next_bill_at == renewal.period_end
     assert services_run_billing(now=renewal.period_end).invoices == 1
+
+
+def test_in_one_batch_credit_pays_one_customer_and_the_other_enters_grace(
+    customer, other_customer, mailoutbox
+):
+    # The run moves the other's service on before the invoices are numbered, and the
+    # credit customer's after the payment: each as if billed alone.
+    paying = active_service(customer, grace_period=3, grace_interval="day", variant_code="a")
+    owing = active_service(other_customer, grace_period=3, grace_interval="day", variant_code="b")
+    period_end = max(paying.current_period_end, owing.current_period_end)
+    credit_adjust(customer=customer, amount=usd(50), note="Goodwill")
+
+    run = services_run_billing(now=period_end)
+    send_queued_notifications()
+
+    paying.refresh_from_db()
+    owing.refresh_from_db()
+    assert (run.invoices, run.grace) == (2, 1)
+    assert (renewals(paying).get().status, paying.status) == ("paid", "active")
+    assert not paying.events.filter(kind="status_changed", data__to="grace").exists()
+    owed = renewals(owing).get()
+    assert (owed.status, owing.status, owing.next_bill_at) == ("unpaid", "grace", None)
+    assert owing.events.filter(kind="status_changed", data__to="grace").count() == 1
+    # Numbered after the services moved on: the email quotes the number all the same.
+    overdue = [m for m in mailoutbox if m.subject.startswith("Payment overdue")]
+    assert [(m.to, m.subject.split(":")[1].split()[1]) for m in overdue] == [
+        ([other_customer.email], owed.number)
+    ]
 
 
 def test_a_renewal_credit_pays_part_of_leaves_the_service_in_grace(customer):

@@ -4,7 +4,8 @@
 
 "CPU here" is the first run's CPU in the bench's own process (Python and psycopg), "in
 PostgreSQL" that of its server process (read from /proc), which together are steadier than
-the wall time on a shared machine. BENCH_STATEMENTS=1 prints the first run's statements by
+the wall time on a shared machine. The run bills in BILLING_PROCESSES processes (default 2):
+the CPU and queries printed are those of the run's own process and its server process only. BENCH_STATEMENTS=1 prints the first run's statements by
 their time in the server (pg_stat_statements, on the bench's own server only).
 
 BENCH_SLOW=1 prints each query slower than 0.3 s; BENCH_PROFILE=1 prints the
@@ -172,10 +173,13 @@ def one(count: int, now: datetime) -> None:
     from checkout import backend_cpu_reader
     from django.db import connection
 
+    from django.conf import settings
+
     from subscriptions.billing import services_run_billing
     from subscriptions.models import Invoice, InvoiceLine
 
     backend_cpu = backend_cpu_reader(connection)
+    print(f"billing in up to {settings.BILLING_PROCESSES} processes (BILLING_PROCESSES)")
     statements = os.environ.get("BENCH_STATEMENTS")
     if statements:
         with connection.cursor() as cursor:
@@ -222,7 +226,7 @@ def one(count: int, now: datetime) -> None:
     print(
         f"{count:>8} services  first run {first:6.2f} s (CPU here {first_cpu:5.2f} s, "
         f"in PostgreSQL {first_server:5.2f} s)  "
-        f"{first_queries:5} queries "
+        f"{first_queries:5} queries in its own process "
         f"({first_queries / count:.4f}/service; {first_run.invoices} invoices, "
         f"{first_run.grace} in grace)  second run {second:5.2f} s  {second_queries} queries  "
         f"peak RSS during the runs {peak / 1024:.0f} MB ({base / 1024:.0f} MB before)  "

@@ -171,9 +171,8 @@ def one(count: int, now: datetime) -> None:
 
     django.setup()
     from checkout import backend_cpu_reader
-    from django.db import connection
-
     from django.conf import settings
+    from django.db import connection
 
     from subscriptions.billing import services_run_billing
     from subscriptions.models import Invoice, InvoiceLine

@@ -29,7 +29,6 @@ from .bulk import OneOf, datetimes_loaded_by_psycopg, instances_read, instances_
 from .events import Kind, service_events_bulk
 from .invoicing import (
     LineSpec,
-    billed_services,
     renewal_invoices_issue,
     renewal_invoices_prepare,
     renewal_payers,
@@ -327,20 +326,23 @@ def _services_bill(
     credit) are moved on after it had its say, as the payment left them.
     """
     prepared = renewal_invoices_prepare(service_period_lines(services))
-    payers = renewal_payers([invoice for invoice, _ in prepared])
-
-    def unpaid(invoice: Invoice) -> bool:
-        return bool(invoice.total.amount) and invoice.customer_id not in payers
-
-    to_pay = [(invoice, billed) for invoice, billed in billed_services(prepared) if unpaid(invoice)]
-    entering, overdue = _services_billed(to_pay, now)
+    payers = renewal_payers(prepared.invoices)
+    # Left to pay as they are issued: a total, and no credit that may pay it.
+    to_pay = {
+        invoice.pk
+        for invoice in prepared.invoices
+        if invoice.total.amount and invoice.customer_id not in payers
+    }
+    entering, overdue = _services_billed(
+        [(invoice, billed) for invoice, billed in prepared.billed if invoice.pk in to_pay], now
+    )
     overdue_notices = _grace_announce(entering, overdue)
     issued = renewal_invoices_issue(prepared)
     # Numbered now: an overdue email quotes the number of the invoice it is about.
     for invoice, notice in overdue_notices:
         notice.context["invoice_number"] = invoice.number
     notices_queue(notice for _, notice in overdue_notices)
-    paid_at_issue = [(invoice, billed) for invoice, billed in issued if not unpaid(invoice)]
+    paid_at_issue = [(invoice, billed) for invoice, billed in issued if invoice.pk not in to_pay]
     entered, overdue = _services_billed(paid_at_issue, now)
     notices_queue(notice for _, notice in _grace_announce(entered, overdue))
     return issued, len(entering) + len(entered)

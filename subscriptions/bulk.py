@@ -115,14 +115,10 @@ def rows_insert(
     ]
     defaults = _defaults(model, columns)
     ids: list[int] = []
+    if with_ids:
+        # Ids taken from the table's sequence first, so lines can point at invoices.
+        ids = ids_take(model, len(rows)) or []
     with connection.cursor() as cursor:
-        if with_ids:
-            # Ids taken from the table's sequence first, so lines can point at invoices.
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                [model._meta.db_table, len(rows)],
-            )
-            ids = [row[0] for row in cursor.fetchall()]
         names = [
             *(["id"] if with_ids else []),
             *(_column(fields[column]) for column in columns),
@@ -162,6 +158,20 @@ def rows_insert(
         else:
             execute(sql, None, False, context)
     return ids
+
+
+def ids_take(model: type[models.Model], count: int) -> list[int] | None:
+    """`count` new ids of `model`'s table, from its sequence (PostgreSQL), for rows written
+    later in the transaction with them; None where there is no sequence to take them from
+    (SQLite gives an id as a row is written)."""
+    if connection.vendor != "postgresql" or not count:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [model._meta.db_table, count],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _rows_insert_sql(tables: _Held) -> None:

@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connections, router
@@ -28,6 +28,7 @@ from catalog.models import NotificationEvent
 from .bulk import (
     OneOf,
     ids_give,
+    ids_take,
     instances_built,
     instances_insert,
     instances_insert_returning,
@@ -175,42 +176,69 @@ class LineSpec:
     kind: str = LineKind.PRICE
 
 
-def renewal_invoices_prepare(specs: list[LineSpec]) -> list[tuple[Invoice, list[LineSpec]]]:
-    """Write one invoice per customer, due day (UTC) and currency, a line per spec, unnumbered:
-    `renewal_invoices_issue` numbers and announces them, last in the same transaction.
+@dataclass
+class RenewalInvoices:
+    """A batch's renewal invoices as `renewal_invoices_prepare` left them: not numbered yet."""
+
+    invoices: list[Invoice]
+    # Each invoice's lines.
+    groups: list[list[LineSpec]]
+    # The invoices' rows, to write once numbered; None when written already, unnumbered
+    # (where no ids can be taken before a row is written: SQLite).
+    rows: list[tuple[Any, ...]] | None
+
+    @property
+    def billed(self) -> list[tuple[Invoice, list[Service]]]:
+        """Each invoice with the services it bills, in the order of its lines."""
+        # A service with overage lines is on its invoice more than once: it is one service.
+        return [
+            (invoice, list({spec.service.id: spec.service for spec in group}.values()))
+            for invoice, group in zip(self.invoices, self.groups, strict=True)
+        ]
+
+
+_INVOICE_COLUMNS = ("id", "number", "customer_id", "kind", "period_start", "period_end",
+                    "currency", "total", "total_currency", "issued_at", "due_at")  # fmt: skip
+
+
+def renewal_invoices_prepare(specs: list[LineSpec]) -> RenewalInvoices:
+    """One invoice per customer, due day (UTC) and currency, a line per spec, its lines
+    written: `renewal_invoices_issue` numbers, writes and announces the invoices, last in the
+    same transaction.
 
     The invoice falls due with the earliest of its lines. The billing run
     passes every due service of a customer at once (it holds the customer's
     lock), so a customer gets one invoice a day per currency. Call it holding
-    the services' locks. Written before they are numbered because every
-    invoice waits on the year's counter from its number to commit: what needs
-    no number is done before, so two billing processes overlap all of it.
+    the services' locks. The invoices wait to be numbered because every invoice
+    waits on the year's counter from its number to commit: what needs no number
+    is done before, so two billing processes overlap all of it.
     """
     # Due the same day: the services of one order are set up (and so renew) moments apart.
-    groups: dict[tuple[int, date, str], list[LineSpec]] = defaultdict(list)
+    by_day: dict[tuple[int, date, str], list[LineSpec]] = defaultdict(list)
     for spec in specs:
         day = spec.due_at.astimezone(UTC).date()
-        groups[(spec.service.customer_id, day, spec.service.currency)].append(spec)
+        by_day[(spec.service.customer_id, day, spec.service.currency)].append(spec)
+    groups = list(by_day.values())
     issued_at = timezone.now()
-    columns = ("number", "customer_id", "kind", "period_start", "period_end", "currency",
-               "total", "total_currency", "issued_at", "due_at")  # fmt: skip
-    rows = [
+    unnumbered = [
         ("", customer_id, Invoice.Kind.RENEWAL,
          # The periods billed: an overage line's period is the one that ended.
          min(s.period_start for s in group if s.kind == LineKind.PRICE),
          max(s.period_end for s in group if s.kind == LineKind.PRICE),
          currency, sum((spec.amount.amount for spec in group), Decimal(0)), currency, issued_at,
          min(spec.due_at for spec in group))
-        for (customer_id, _, currency), group in groups.items()
+        for (customer_id, _, currency), group in by_day.items()
     ]  # fmt: skip
-    ids = rows_insert(Invoice, columns, rows, with_ids=True)
-    # The payments receivers get them as instances, built from the rows written.
+    # On PostgreSQL the ids come from the sequence and the rows are written once numbered,
+    # after their lines (foreign keys are checked at commit); elsewhere written now.
+    ids = ids_take(Invoice, len(unnumbered))
+    written = ids is None
+    if ids is None:
+        ids = rows_insert(Invoice, _INVOICE_COLUMNS[1:], unnumbered, with_ids=True)
+    rows = [(pk, *row) for pk, row in zip(ids, unnumbered, strict=True)]
+    # The payments receivers get them as instances, built from the rows.
     invoices = instances_built(
-        Invoice,
-        (
-            {"id": pk, **dict(zip(columns, row, strict=True))}
-            for pk, row in zip(ids, rows, strict=True)
-        ),
+        Invoice, (dict(zip(_INVOICE_COLUMNS, row, strict=True)) for row in rows)
     )
     rows_insert(
         InvoiceLine,
@@ -220,38 +248,37 @@ def renewal_invoices_prepare(specs: list[LineSpec]) -> list[tuple[Invoice, list[
             (invoice.pk, spec.kind, spec.description, spec.amount.amount, invoice.currency, 1,
              spec.amount.amount, invoice.currency, spec.service.pk, spec.period_start,
              spec.period_end, index)
-            for invoice, group in zip(invoices, groups.values(), strict=True)
+            for invoice, group in zip(invoices, groups, strict=True)
             for index, spec in enumerate(group)
         ),
     )  # fmt: skip
-    return list(zip(invoices, groups.values(), strict=True))
+    return RenewalInvoices(invoices, groups, None if written else rows)
 
 
-def billed_services(prepared: list[tuple[Invoice, list[LineSpec]]]):
-    """Each prepared invoice with the services it bills, in the order of its lines."""
-    # A service with overage lines is on its invoice more than once: it is one service.
-    return [
-        (invoice, list(dict.fromkeys(spec.service for spec in group)))
-        for invoice, group in prepared
-    ]
-
-
-def renewal_invoices_issue(
-    prepared: list[tuple[Invoice, list[LineSpec]]],
-) -> list[tuple[Invoice, list[Service]]]:
-    """Number the invoices `renewal_invoices_prepare` wrote and announce them; call it last
-    in the transaction, since the year's counter stays locked from here to commit.
+def renewal_invoices_issue(prepared: RenewalInvoices) -> list[tuple[Invoice, list[Service]]]:
+    """Number the invoices `renewal_invoices_prepare` made, write and announce them; call it
+    last in the transaction, since the year's counter stays locked from here to commit.
 
     A zero invoice is paid at once, as a renewal's always was; the customers are
     told in one notification task. Returns each invoice with the services it
     bills, its status as the payments receivers left it (account credit may have paid it).
     """
-    invoices = [invoice for invoice, _ in prepared]
+    invoices = prepared.invoices
     numbers = invoice_numbers_take(year=timezone.localtime().year, count=len(invoices))
     for invoice, number in zip(invoices, numbers, strict=True):
         invoice.number = number
-    instances_written(invoices, ("number",))
-    issued = billed_services(prepared)
+    if prepared.rows is None:
+        instances_written(invoices, ("number",))
+    else:
+        rows_insert(
+            Invoice,
+            _INVOICE_COLUMNS,
+            (
+                (row[0], number, *row[2:])
+                for row, number in zip(prepared.rows, numbers, strict=True)
+            ),
+        )
+    issued = prepared.billed
     emails = notify_invoices_issued(issued)
     texts = BatchTexts()
     # An event per line, saying whether the customer was emailed the invoice: one row
@@ -271,7 +298,7 @@ def renewal_invoices_issue(
             f"{texts.date(spec.due_at)}{emailed(emails.get(invoice.pk, []))}",
             invoice_data,
         )
-        for (invoice, group), invoice_data in zip(prepared, data, strict=True)
+        for invoice, group, invoice_data in zip(invoices, prepared.groups, data, strict=True)
         for spec in group
     )
     # The payments app applies account credit and charges saved cards, for the whole batch.

@@ -158,14 +158,25 @@ class Invoice(models.Model):
     customer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="invoices"
     )
+    # Indexed where set (Meta.indexes): a renewal, most invoices, has neither.
     order = models.ForeignKey(
-        Order, on_delete=models.PROTECT, null=True, blank=True, related_name="invoices"
+        Order,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="invoices",
+        db_index=False,
     )
     # A plan change bills one service; an order's invoice bills the order; a
     # renewal bills every service of its customer due that day, one line each
     # (InvoiceLine.service), and leaves this empty.
     service = models.ForeignKey(
-        "Service", on_delete=models.PROTECT, null=True, blank=True, related_name="invoices"
+        "Service",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="invoices",
+        db_index=False,
     )
     kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.ORDER)
     period_start = models.DateTimeField(null=True, blank=True)
@@ -193,7 +204,12 @@ class Invoice(models.Model):
                 fields=["due_at"],
                 condition=Q(status="unpaid"),
                 name="invoice_unpaid_due",
-            )
+            ),
+            # Only where set: a billing run writes thousands of renewals, which have neither.
+            models.Index(fields=["order"], condition=Q(order__isnull=False), name="invoice_order"),
+            models.Index(
+                fields=["service"], condition=Q(service__isnull=False), name="invoice_service"
+            ),
         ]
         constraints = [
             models.CheckConstraint(

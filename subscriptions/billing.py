@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connections, router, transaction
-from django.db.models import DateTimeField, Exists, F, OuterRef, Subquery, Value
+from django.db.models import DateTimeField, Exists, F, Max, OuterRef, Subquery, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from django_tasks import task
@@ -56,6 +56,8 @@ from .price_changes import (
 from .quotas import overage_lines_for
 
 BATCH_SIZE = 1000
+# The loops over a batch read `.id`, not `.pk`: `pk` looks up the model's primary key on
+# every access, which was about 4% of a batch's Python.
 # Services the run bills: a suspended one too, until it ends.
 BILLED_STATUSES = (
     Service.Status.TRIAL,
@@ -162,13 +164,13 @@ def service_period_lines(services: list[Service]) -> list[LineSpec]:
     The period's price (a staff price change from its start on), and the
     overages of the period that ended, in a fixed number of queries for the set.
     """
-    periods = {service.pk: _period_to_bill(service) for service in services}
-    prices = service_prices_for_periods([(service, periods[service.pk][0]) for service in services])
+    periods = {service.id: _period_to_bill(service) for service in services}
+    prices = service_prices_for_periods([(service, periods[service.id][0]) for service in services])
     overages = overage_lines_for(_ended_periods(services))
     lines = []
     texts = BatchTexts()
     for service in services:
-        start, end = periods[service.pk]
+        start, end = periods[service.id]
         assert service.next_bill_at is not None  # selected by it
         variants = "".join(f", {item['name']}: {item['option']}" for item in service.variants)
         lines.append(
@@ -177,7 +179,7 @@ def service_period_lines(services: list[Service]) -> list[LineSpec]:
                 due_at=service.next_bill_at,
                 description=f"{service.package_name} – {service.price_name}{variants}, "
                 f"{texts.date(start)} to {texts.date(end)}",
-                amount=prices[service.pk],
+                amount=prices[service.id],
                 period_start=start,
                 period_end=end,
             )
@@ -193,7 +195,7 @@ def service_period_lines(services: list[Service]) -> list[LineSpec]:
                 period_end=service.current_period_end,
                 kind=LineKind.OVERAGE,
             )
-            for overage in overages.get(service.pk, [])
+            for overage in overages.get(service.id, [])
         )
     return lines
 
@@ -329,12 +331,12 @@ def _services_bill(
     payers = renewal_payers(prepared.invoices)
     # Left to pay as they are issued: a total, and no credit that may pay it.
     to_pay = {
-        invoice.pk
+        invoice.id
         for invoice in prepared.invoices
         if invoice.total.amount and invoice.customer_id not in payers
     }
     entering, overdue = _services_billed(
-        [(invoice, billed) for invoice, billed in prepared.billed if invoice.pk in to_pay], now
+        [(invoice, billed) for invoice, billed in prepared.billed if invoice.id in to_pay], now
     )
     overdue_notices = _grace_announce(entering, overdue)
     issued = renewal_invoices_issue(prepared)
@@ -342,7 +344,7 @@ def _services_bill(
     for invoice, notice in overdue_notices:
         notice.context["invoice_number"] = invoice.number
     notices_queue(notice for _, notice in overdue_notices)
-    paid_at_issue = [(invoice, billed) for invoice, billed in issued if invoice.pk not in to_pay]
+    paid_at_issue = [(invoice, billed) for invoice, billed in issued if invoice.id not in to_pay]
     entered, overdue = _services_billed(paid_at_issue, now)
     notices_queue(notice for _, notice in _grace_announce(entered, overdue))
     return issued, len(entering) + len(entered)
@@ -367,25 +369,25 @@ def _services_billed(
         for service in services
     ]
     overdue = {
-        service.pk: invoice
+        service.id: invoice
         for invoice, service in unpaid
         if invoice.due_at <= now and service.status in GRACE_FROM
     }
-    entering = [service for _, service in unpaid if service.pk in overdue]
+    entering = [service for _, service in unpaid if service.id in overdue]
     # An invoice of theirs overdue before this one (an upgrade's charge) counts first.
     earlier = _earliest_overdue_invoices(
-        [service.pk for service in entering],
+        [service.id for service in entering],
         now,
-        excluding=[invoice.pk for invoice, _ in issued],
+        excluding=[invoice.id for invoice, _ in issued],
     )
     for pk, invoice in earlier.items():
-        if (invoice.due_at, invoice.pk) < (overdue[pk].due_at, overdue[pk].pk):
+        if (invoice.due_at, invoice.id) < (overdue[pk].due_at, overdue[pk].id):
             overdue[pk] = invoice
     for _, service in unpaid:
         service.next_bill_at = None
     for service in entering:
         service.status = Service.Status.GRACE
-        service.grace_ends_at = _grace_ends(service, overdue[service.pk])
+        service.grace_ends_at = _grace_ends(service, overdue[service.id])
     instances_written(
         [service for _, service in unpaid], ("next_bill_at", "status", "grace_ends_at")
     )
@@ -419,8 +421,9 @@ def service_bill_now(*, service: Service) -> Invoice:
     return issued[0][0]
 
 
-def _grace_candidates(now: datetime):
-    """Batches of ids of trial or active services billed on an invoice unpaid past its due date.
+def _grace_candidates(now: datetime, issued_up_to: int):
+    """Batches of ids of trial or active services billed on an invoice unpaid past its due date,
+    of the invoices up to id `issued_up_to`.
 
     Found from the overdue invoices (the partial index on unpaid due dates finds
     them, so a run with nothing to do reads only those still overdue), a batch
@@ -434,7 +437,7 @@ def _grace_candidates(now: datetime):
         invoice=OuterRef("pk"), service__status__in=GRACE_FROM
     )
     overdue = (
-        Invoice.objects.filter(status=Invoice.Status.UNPAID, due_at__lte=now)
+        Invoice.objects.filter(status=Invoice.Status.UNPAID, due_at__lte=now, pk__lte=issued_up_to)
         .filter(Exists(on_a_running_service))
         # In no order: ordered by id, the plan scans every invoice ever issued for the unpaid.
         .order_by()
@@ -482,7 +485,7 @@ def _earliest_overdue_invoices(
     )
     earliest: dict[int, Invoice] = {}
     for invoice in invoices:
-        for service_id in billed[invoice.pk]:
+        for service_id in billed[invoice.id]:
             earliest.setdefault(service_id, invoice)
     return earliest
 
@@ -501,13 +504,13 @@ def _grace_announce(
     texts = BatchTexts()
     by_invoice: dict[int, list[Service]] = defaultdict(list)
     for service in services:
-        by_invoice[overdue[service.pk].pk].append(service)
+        by_invoice[overdue[service.id].id].append(service)
     notices = [
-        (overdue[group[0].pk], overdue_notice(overdue[group[0].pk], group, texts))
+        (overdue[group[0].id], overdue_notice(overdue[group[0].id], group, texts))
         for group in by_invoice.values()
     ]
     told = {
-        service.pk: notice_events(notice)
+        service.id: notice_events(notice)
         for group, (_, notice) in zip(by_invoice.values(), notices, strict=True)
         for service in group
     }
@@ -515,13 +518,13 @@ def _grace_announce(
     data: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
     service_events_bulk(
         (
-            s.pk,
+            s.id,
             Kind.STATUS_CHANGED,
             f"→ Grace period until {texts.date(s.grace_ends_at)}: invoice unpaid"
-            f"{emailed(told[s.pk])}",
+            f"{emailed(told[s.id])}",
             data.setdefault(
-                (s.status, tuple(told[s.pk])),
-                {"to": s.status, "events": told[s.pk]} if told[s.pk] else {"to": s.status},
+                (s.status, tuple(told[s.id])),
+                {"to": s.status, "events": told[s.id]} if told[s.id] else {"to": s.status},
             ),
         )
         for s in services
@@ -540,8 +543,13 @@ def _batches(rows, size: int):
         yield batch
 
 
-def _services_enter_grace(run: BillingRun, now: datetime) -> None:
+def _services_enter_grace(run: BillingRun, now: datetime, issued_up_to: int) -> None:
     """Services with an invoice unpaid past its due date enter grace, a batch at a time.
+
+    Only invoices up to id `issued_up_to`, those issued before the run billed: the
+    bill step put the services of its own invoices in grace itself, and an invoice
+    issued elsewhere meanwhile is the next run's (its grace counts from its due date
+    all the same). At 100,000 renewals, looking at the run's own took 0.35 s.
 
     The grace period is the one snapshotted at order time and counts from the
     earliest overdue invoice; the customers are told in one task per batch.
@@ -550,7 +558,7 @@ def _services_enter_grace(run: BillingRun, now: datetime) -> None:
     wins; a service met again on a later batch of invoices is in grace by then.
     """
     packages = _Packages()
-    for candidates in _grace_candidates(now):
+    for candidates in _grace_candidates(now, issued_up_to):
         with transaction.atomic():
             services = instances_read(
                 Service.objects.filter(
@@ -902,10 +910,11 @@ def services_run_billing(
         with transaction.atomic():
             run.plan_changes += plan_change_apply_due(pk, now)
 
+    issued_up_to = Invoice.objects.aggregate(last=Max("pk"))["last"] or 0
     _services_bill_due_in_processes(run, now, processes or settings.BILLING_PROCESSES)
     # After billing: a change applies once its first period at the new price is billed.
     _price_changes_apply(run, now)
-    _services_enter_grace(run, now)
+    _services_enter_grace(run, now, issued_up_to)
     _services_suspend_after_grace(run, now)
     services_terminate_unpaid(run, now)
     _services_send_reminders(run, now)

@@ -699,7 +699,7 @@ def instances_written(instances: Sequence[models.Model], fields: Sequence[str]) 
     assert pk is not None
     quote = connection.ops.quote_name
     arrays = [
-        _array([_db_value(pk, instance.pk) for instance in instances]),
+        _array([_db_value(pk, getattr(instance, pk.attname)) for instance in instances]),
         *(
             _array([_db_value(field, getattr(instance, field.attname)) for instance in instances])
             for field in columns

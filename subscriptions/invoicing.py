@@ -245,8 +245,8 @@ def renewal_invoices_prepare(specs: list[LineSpec]) -> RenewalInvoices:
         ("invoice_id", "kind", "description", "unit_amount", "unit_amount_currency", "quantity",
          "amount", "amount_currency", "service_id", "period_start", "period_end", "sort_order"),
         (
-            (invoice.pk, spec.kind, spec.description, spec.amount.amount, invoice.currency, 1,
-             spec.amount.amount, invoice.currency, spec.service.pk, spec.period_start,
+            (invoice.id, spec.kind, spec.description, spec.amount.amount, invoice.currency, 1,
+             spec.amount.amount, invoice.currency, spec.service.id, spec.period_start,
              spec.period_end, index)
             for invoice, group in zip(invoices, groups, strict=True)
             for index, spec in enumerate(group)
@@ -285,17 +285,17 @@ def renewal_invoices_issue(prepared: RenewalInvoices) -> list[tuple[Invoice, lis
     # where an "email queued" event after it would be a second.
     # An invoice's events share their data: one object, written once (bulk.rows_insert).
     data = [
-        {"invoice": invoice.pk, "events": emails[invoice.pk]}
-        if invoice.pk in emails
-        else {"invoice": invoice.pk}
+        {"invoice": invoice.id, "events": emails[invoice.id]}
+        if invoice.id in emails
+        else {"invoice": invoice.id}
         for invoice in invoices
     ]
     service_events_bulk(
         (
-            spec.service.pk,
+            spec.service.id,
             Kind.INVOICE_ISSUED,
             f"Invoice {invoice.number} issued: {spec.description}, {texts.money(spec.amount)}, due "
-            f"{texts.date(spec.due_at)}{emailed(emails.get(invoice.pk, []))}",
+            f"{texts.date(spec.due_at)}{emailed(emails.get(invoice.id, []))}",
             invoice_data,
         )
         for invoice, group, invoice_data in zip(invoices, prepared.groups, data, strict=True)
@@ -306,12 +306,12 @@ def renewal_invoices_issue(prepared: RenewalInvoices) -> list[tuple[Invoice, lis
     if any(response for _, response in responses):
         # Credit paid some: their rows changed (a paid one moved its services on).
         statuses = dict(
-            Invoice.objects.filter(OneOf(F("pk"), [invoice.pk for invoice in invoices]))
+            Invoice.objects.filter(OneOf(F("pk"), [invoice.id for invoice in invoices]))
             .exclude(status=Invoice.Status.UNPAID)
             .values_list("pk", "status")
         )
         for invoice in invoices:
-            invoice.status = statuses.get(invoice.pk, invoice.status)
+            invoice.status = statuses.get(invoice.id, invoice.status)
     for invoice in invoices:
         if invoice.total.amount == 0:
             invoice_settle(invoice)

@@ -168,7 +168,7 @@ def invoice_document(request, pk: int):
     return render(request, "payments/invoice_document.html", _document_context(invoice))
 
 
-def _static_files_first(static_url: str):
+def static_files_first(static_url: str):
     """A WeasyPrint fetcher that reads our own static files from disk, not over HTTP.
 
     The document links its stylesheet like any page; fetching it from this very
@@ -201,7 +201,7 @@ def invoice_pdf(request, pk: int):
     pdf = HTML(
         string=html,
         base_url=request.build_absolute_uri("/"),
-        url_fetcher=_static_files_first(request.build_absolute_uri(settings.STATIC_URL)),
+        url_fetcher=static_files_first(request.build_absolute_uri(settings.STATIC_URL)),
     ).write_pdf()
     response = HttpResponse(pdf, content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="{invoice.number}.pdf"'

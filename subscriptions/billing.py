@@ -230,8 +230,9 @@ def _due(now: datetime):
     )
 
 
-def _services_bill_due(run: BillingRun, now: datetime) -> None:
-    """Bill every period that fell due, a batch of customers per transaction.
+def services_bill_due(run: BillingRun, now: datetime) -> None:
+    """Bill every period that fell due, a batch of customers per transaction: the run's bill
+    step, which `billing_process` also runs in a process of its own.
 
     A batch takes its customers' locks (SKIP LOCKED, in id order, the lock a
     payment takes to spend account credit) and then every due service of
@@ -276,7 +277,7 @@ def _services_bill_due(run: BillingRun, now: datetime) -> None:
 
 
 def _services_bill_due_in_processes(run: BillingRun, now: datetime, processes: int) -> None:
-    """`_services_bill_due` in `processes` processes at once, when on PostgreSQL more than a
+    """`services_bill_due` in `processes` processes at once, when on PostgreSQL more than a
     batch of customers is due: the run's own and others started fresh, which share the
     customers as overlapping runs do (each takes a batch the others have not locked).
 
@@ -292,7 +293,7 @@ def _services_bill_due_in_processes(run: BillingRun, now: datetime, processes: i
         or database.in_atomic_block
         or not due_customers[BATCH_SIZE : BATCH_SIZE + 1].exists()
     ):
-        _services_bill_due(run, now)
+        services_bill_due(run, now)
         return
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(processes - 1, mp_context=spawn) as others:
@@ -306,7 +307,7 @@ def _services_bill_due_in_processes(run: BillingRun, now: datetime, processes: i
             )
             for _ in range(processes - 1)
         ]
-        _services_bill_due(run, now)
+        services_bill_due(run, now)
         for result in started:
             invoices, grace = result.result()
             run.invoices += invoices

@@ -13,7 +13,7 @@ from typing import Any
 def bill_due_in_process(
     settings_module: str, alias: str, database: dict[str, Any], now: datetime
 ) -> tuple[int, int]:
-    """Bill what is due as `billing._services_bill_due` does, on the database the starting
+    """Bill what is due as `billing.services_bill_due` does, on the database the starting
     process uses (a test database too); (invoices issued, services put in grace)."""
     os.environ["DJANGO_SETTINGS_MODULE"] = settings_module
     import django
@@ -22,11 +22,11 @@ def bill_due_in_process(
     from django.db import connections
 
     connections[alias].settings_dict.update(database)
-    from .billing import BillingRun, _services_bill_due
+    from .billing import BillingRun, services_bill_due
 
     run = BillingRun()
     try:
-        _services_bill_due(run, now)
+        services_bill_due(run, now)
     finally:
         connections.close_all()
     return run.invoices, run.grace

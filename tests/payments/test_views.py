@@ -169,9 +169,9 @@ def test_the_document_page_has_no_inline_style_so_the_csp_lets_it_render(custome
 
 
 def test_the_pdf_reads_its_stylesheet_from_disk_not_from_the_server_rendering_it():
-    from payments.views import _static_files_first
+    from payments.views import static_files_first
 
-    fetched = _static_files_first("http://testserver/static/")(
+    fetched = static_files_first("http://testserver/static/")(
         "http://testserver/static/payments/invoice-document.css"
     )
 
